@@ -1,0 +1,100 @@
+"""The dataset interface: images, queries with their relevance sets, and the protocol to score them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+#: protocols understood by ``benchmarks.evaluation.evaluate``
+PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
+
+
+class ImageLoadError(RuntimeError):
+    """An image that cannot be read; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image of a dataset: a stable ``name`` (used in stores and reports) and how to load it.
+
+    ``path`` for files on disk; ``render`` for images made in memory (the demo set).
+    """
+
+    name: str
+    path: Path | None = None
+    render: Callable[[], Image.Image] | None = field(default=None, compare=False, repr=False)
+
+    def load(self) -> Image.Image:
+        """The image as RGB PIL, or ImageLoadError naming the file."""
+        if self.render is not None:
+            return self.render().convert("RGB")
+        if self.path is None:
+            raise ImageLoadError(f"image {self.name!r} has neither a path nor a renderer")
+        try:
+            with Image.open(self.path) as im:
+                im.load()
+                return im.convert("RGB")
+        except FileNotFoundError:
+            raise ImageLoadError(f"image file {self.path} does not exist; check the dataset root "
+                                 "and that every listed image is present") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ImageLoadError(f"cannot read image {self.path} ({e}); the file is corrupt or "
+                                 "truncated: replace it with a good copy (re-download the dataset)") from e
+
+
+@dataclass(frozen=True)
+class Query:
+    """One query.
+
+    image:     the query image.
+    db_index:  index of the same (uncropped) image in the database, or None.
+    box:       (x1, y1, x2, y2) in pixels of the original image, or None.
+    relevant:  index arrays into the database, by kind: {"ok", "junk"} for the classic
+               protocols, {"easy", "hard", "junk"} for the revisited one.
+    """
+
+    image: ImageRef
+    relevant: dict[str, np.ndarray]
+    db_index: int | None = None
+    box: tuple[float, float, float, float] | None = None
+
+
+@dataclass
+class RetrievalDataset:
+    """A retrieval benchmark: database images, queries and the evaluation protocol.
+
+    ``crop_queries``: whether queries with a box are cropped to it before extraction.
+    ``meta``: protocol knobs worth recording with each result (rotation list, ...), and extras
+    such as the demo set's homographies and groups.
+    """
+
+    name: str
+    images: list[ImageRef]
+    queries: list[Query]
+    protocol: str = "oxford"
+    crop_queries: bool = False
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"dataset {self.name}: unknown protocol {self.protocol!r}; "
+                             f"expected one of {PROTOCOLS}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def query_uses_db_features(self, q: Query) -> bool:
+        """True when the query's features are exactly its database image's (no crop needed)."""
+        return q.db_index is not None and (q.box is None or not self.crop_queries)
+
+    def extra_query_images(self) -> list[tuple[int, ImageRef, tuple | None]]:
+        """Queries that need their own extraction: (query index, image, crop box or None)."""
+        return [(i, q.image, q.box if self.crop_queries else None)
+                for i, q in enumerate(self.queries) if not self.query_uses_db_features(q)]
+
+    def fit_images(self) -> Sequence[ImageRef]:
+        """Images used when this dataset trains whitening or codebooks (all database images)."""
+        return self.images

@@ -1,0 +1,76 @@
+"""Retrieval metrics with the conventions of the Oxford/revisitop evaluation code.
+
+Rankings are (n_db,) arrays of database indices, best first. Ties in scores are broken by
+database order (``search.rank`` uses a stable sort), so a ranking is fully determined.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def average_precision(positive_ranks: np.ndarray, n_positives: int) -> float:
+    """Oxford ``compute_ap``: trapezoidal AP from the 0-based ranks of the positives found,
+    counted after junk images have been removed from the ranking.
+
+    At the j-th positive (0-based) found at rank r, precision is taken as the mean of
+    j / r (before it) and (j + 1) / (r + 1) (after it), each weighted by a recall step 1 / n_positives.
+    """
+    if n_positives <= 0:
+        raise ValueError("average precision needs at least one positive")
+    ranks = np.sort(np.asarray(positive_ranks, dtype=np.float64))
+    j = np.arange(len(ranks), dtype=np.float64)
+    prec_before = np.where(ranks == 0, 1.0, j / np.maximum(ranks, 1))
+    prec_after = (j + 1) / (ranks + 1)
+    return float(((prec_before + prec_after) / 2.0).sum() / n_positives)
+
+
+def positive_ranks(ranking: np.ndarray, positives: np.ndarray, junk: np.ndarray) -> np.ndarray:
+    """0-based ranks of the positives in ``ranking`` once junk images are taken out of it."""
+    ranking = np.asarray(ranking)
+    is_pos = np.isin(ranking, positives)
+    is_junk = np.isin(ranking, junk) & ~is_pos
+    kept = ~is_junk
+    rank_without_junk = np.cumsum(kept) - 1
+    return rank_without_junk[is_pos]
+
+
+def precision_at_k(ranks: np.ndarray, k: int) -> float:
+    """revisitop's mP@k for one query: precision in the top k' = min(k, rank of the last positive + 1)
+    (junk removed), so a query with fewer than k positives is not penalised for it."""
+    pos = np.asarray(ranks) + 1
+    if len(pos) == 0:
+        return 0.0
+    kq = min(int(pos.max()), k)
+    return float((pos <= kq).sum() / kq)
+
+
+def mean_average_precision(rankings: np.ndarray, positives: list[np.ndarray],
+                           junk: list[np.ndarray], ks=(1, 5, 10)) -> dict:
+    """mAP and mP@k over queries; queries without positives are left out (as in ``compute_map``).
+
+    rankings: (n_queries, n_db) database indices, best first.
+    Returns {"mAP", "mP@k"..., "aps" (per query, NaN where excluded), "n_evaluated"}.
+    """
+    n_q = len(positives)
+    aps = np.full(n_q, np.nan)
+    prs = np.full((n_q, len(ks)), np.nan)
+    for i in range(n_q):
+        pos = np.asarray(positives[i], dtype=np.int64)
+        if len(pos) == 0:
+            continue
+        r = positive_ranks(rankings[i], pos, np.asarray(junk[i], dtype=np.int64))
+        aps[i] = average_precision(r, len(pos))
+        prs[i] = [precision_at_k(r, k) for k in ks]
+    valid = ~np.isnan(aps)
+    if not valid.any():
+        raise ValueError("no query has a positive image: mAP is undefined for this ground truth")
+    out = {"mAP": float(aps[valid].mean()), "n_evaluated": int(valid.sum()), "aps": aps}
+    for j, k in enumerate(ks):
+        out[f"mP@{k}"] = float(prs[valid, j].mean())
+    return out
+
+
+def ns_score(rankings: np.ndarray, groups: list[np.ndarray], top: int = 4) -> float:
+    """UKBench N-S score: mean number of a query's group members (the query included) in its top 4."""
+    hits = [np.isin(rankings[i][:top], groups[i]).sum() for i in range(len(groups))]
+    return float(np.mean(hits))
