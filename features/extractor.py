@@ -23,6 +23,7 @@ def build_extractor(cfg, device: str = "cpu") -> Extractor:
         from features.sift import SiftExtractor
         return SiftExtractor(max_keypoints=cfg.max_keypoints, root_sift=cfg.root_sift,
                              resize=cfg.resize, image_size=cfg.image_size,
-                             interpolation=cfg.interpolation)
+                             interpolation=cfg.interpolation,
+                             contrast_threshold=cfg.contrast_threshold)
     from features.deep import DeepExtractor
     return DeepExtractor.from_config(cfg, device=device)

