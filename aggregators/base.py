@@ -35,6 +35,11 @@ class Aggregator(ABC):
     def _fit(self, features: list[LocalFeatures]) -> None:
         """Learn state from checked features; pooling methods learn nothing."""
 
+    @property
+    def learns(self) -> bool:
+        """Whether ``fit`` learns from the fitting set (so it needs one); False for poolings."""
+        return type(self)._fit is not Aggregator._fit
+
     # ---------------------------------------------------------------- encoding
     def transform(self, features: LocalFeatures | Sequence[LocalFeatures]) -> np.ndarray:
         """(D,) float32 for one image, (N, D) for a sequence of images."""

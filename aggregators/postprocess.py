@@ -18,6 +18,9 @@ class L2(TransformerMixin, BaseEstimator):
     def fit(self, X, y=None):
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:  # stateless
+        return True
+
     def transform(self, X):
         X = np.asarray(X, dtype=np.float32)
         return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), self.eps)
@@ -34,9 +37,28 @@ class PowerNorm(TransformerMixin, BaseEstimator):
             raise ValueError(f"PowerNorm alpha must be > 0, got {self.alpha}")
         return self
 
+    def __sklearn_is_fitted__(self) -> bool:  # stateless
+        return True
+
     def transform(self, X):
         X = np.asarray(X, dtype=np.float32)
         return np.sign(X) * np.abs(X) ** self.alpha
+
+
+def leading_eigenvectors(sym: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues (clipped at 0, decreasing) and their eigenvectors (columns) of a
+    symmetric matrix, each oriented so that its largest-magnitude coefficient is positive (a
+    deterministic sign). Reads the upper triangle only."""
+    evals, evecs = np.linalg.eigh(sym, UPLO="U")
+    order = np.argsort(evals)[::-1][:k]
+    evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
+    signs = np.sign(evecs[np.abs(evecs).argmax(axis=0), np.arange(evecs.shape[1])])
+    return evals, evecs * np.where(signs == 0, 1, signs)
+
+
+def whitening_scale(evals: np.ndarray, largest: float, eps: float) -> np.ndarray:
+    """sqrt(eigenvalue + eps * largest eigenvalue): the divisor of a whitened component."""
+    return np.sqrt(evals + eps * largest + 1e-30)
 
 
 class PCAWhitening(TransformerMixin, BaseEstimator):
@@ -65,22 +87,19 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         self.mean_ = X.mean(axis=0)
         Xc = X - self.mean_
         if n < d:  # Gram trick: eigen-decompose the smaller (n x n) matrix
-            evals, evecs = np.linalg.eigh(Xc @ Xc.T)
-            order = np.argsort(evals)[::-1][:dim]
-            evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
+            evals, evecs = leading_eigenvectors(Xc @ Xc.T, dim)
             comps = (Xc.T @ evecs) / np.sqrt(np.maximum(evals, 1e-300))
+            signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(dim)])
+            comps *= np.where(signs == 0, 1, signs)
         else:
-            evals, comps = np.linalg.eigh(Xc.T @ Xc)
-            order = np.argsort(evals)[::-1][:dim]
-            evals, comps = np.clip(evals[order], 0, None), comps[:, order]
-        # deterministic sign: largest-magnitude coefficient of each component is positive
-        signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(dim)])
-        self.components_ = (comps * np.where(signs == 0, 1, signs)).T
+            evals, comps = leading_eigenvectors(Xc.T @ Xc, dim)
+        self.components_ = comps.T
         self.explained_variance_ = evals / max(n - 1, 1)
         return self
 
     def transform(self, X):
         Y = (np.asarray(X, dtype=np.float64) - self.mean_) @ self.components_.T
         if self.whiten:
-            Y /= np.sqrt(self.explained_variance_ + self.eps * self.explained_variance_[0] + 1e-30)
+            ev = self.explained_variance_
+            Y /= whitening_scale(ev, ev[0], self.eps)
         return Y.astype(np.float32)

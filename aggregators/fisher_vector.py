@@ -1,0 +1,98 @@
+"""Improved Fisher vector, Perronnin, Sánchez & Mensink, ECCV 2010."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+from aggregators.base import Aggregator
+from aggregators.postprocess import L2, PCAWhitening, PowerNorm
+from aggregators.sampling import check_enough, check_positive_int, sample_descriptors
+from features import LocalFeatures
+
+
+class FisherVector(Aggregator):
+    """Gradients of a diagonal GMM's log-likelihood w.r.t. its means and variances; (2 k d',).
+
+    With posteriors gamma_ik, n features and sigma_k = sqrt(covariances_k):
+        G_mu_k    = 1 / (n sqrt(w_k))  sum_i gamma_ik (x_i - mu_k) / sigma_k
+        G_sigma_k = 1 / (n sqrt(2 w_k)) sum_i gamma_ik [((x_i - mu_k) / sigma_k)^2 - 1]
+    laid out [G_mu_1 .. G_mu_k, G_sigma_1 .. G_sigma_k], then signed square root and L2.
+
+    Fit: optional PCA of the local features to ``pca_dim`` (decorrelation, no whitening), then EM
+    (scikit-learn, k-means init, float64, seeded) on at most ``max_features`` sampled features.
+    Every variance is raised by ``var_floor`` times the sample's largest per-dimension variance
+    (a VLFeat-style floor: dead ReLU channels would otherwise give near-zero variances).
+    Learned state: ``weights_`` (k,), ``means_`` (k, d'), ``covariances_`` (k, d') diagonal
+    variances, ``pca_`` (a fitted PCAWhitening or None). Encoding is float64 matrix products.
+    """
+
+    def __init__(self, n_components: int = 16, pca_dim: int | None = None,
+                 max_features: int = 100_000, seed: int = 0, max_iter: int = 100,
+                 tol: float = 1e-3, var_floor: float = 1e-4):
+        self.n_components = n_components
+        self.pca_dim = pca_dim
+        self.max_features = max_features
+        self.seed = seed
+        self.max_iter = max_iter
+        self.tol = tol
+        self.var_floor = var_floor
+
+    def _fit(self, features: list[LocalFeatures]) -> None:
+        check_positive_int(self, "n_components", self.n_components)
+        check_positive_int(self, "max_features", self.max_features)
+        check_positive_int(self, "max_iter", self.max_iter)
+        if self.pca_dim is not None:
+            check_positive_int(self, "pca_dim", self.pca_dim)
+        if not self.var_floor >= 0:
+            raise ValueError(f"FisherVector var_floor must be >= 0, got {self.var_floor!r} "
+                             "(aggregator.var_floor)")
+        x = sample_descriptors(features, self.max_features, self.seed)
+        check_enough(self, "n_components", self.n_components, len(x))
+        self.pca_ = None
+        if self.pca_dim is not None:
+            if self.pca_dim > min(len(x) - 1, x.shape[1]):
+                raise ValueError(
+                    f"FisherVector pca_dim={self.pca_dim} exceeds what {len(x)} sampled "
+                    f"{x.shape[1]}-D local features allow ({min(len(x) - 1, x.shape[1])}); lower "
+                    "aggregator.pca_dim or raise aggregator.max_features / fit on a larger set")
+            self.pca_ = PCAWhitening(dim=self.pca_dim, whiten=False).fit(x)
+        x = self._project(x)
+        floor = self.var_floor * float(x.var(axis=0).max()) + 1e-12  # + 1e-12: constant data
+        gmm = GaussianMixture(self.n_components, covariance_type="diag", tol=self.tol,
+                              reg_covar=floor, max_iter=self.max_iter, random_state=self.seed)
+        gmm.fit(x)
+        self.weights_ = gmm.weights_
+        self.means_ = gmm.means_
+        self.covariances_ = gmm.covariances_
+
+    def _project(self, descriptors: np.ndarray) -> np.ndarray:
+        x = descriptors if self.pca_ is None else self.pca_.transform(descriptors)
+        return np.asarray(x, dtype=np.float64)
+
+    def posteriors(self, x: np.ndarray) -> np.ndarray:
+        """(n, k) soft assignments gamma_ik of (n, d') (projected) features to the components.
+
+        log N(x | mu, var) through matrix products: x @ (mu / var)^T - x^2 @ (1 / 2 var)^T + const.
+        """
+        mu, var = self.means_, self.covariances_
+        const = (np.log(self.weights_)
+                 - 0.5 * np.sum(np.log(2 * np.pi * var) + mu * mu / var, axis=1))
+        log_p = x @ (mu / var).T - (x * x) @ (0.5 / var).T + const
+        gamma = np.exp(log_p - log_p.max(axis=1, keepdims=True))
+        return gamma / gamma.sum(axis=1, keepdims=True)
+
+    def _encode(self, features: LocalFeatures) -> np.ndarray:
+        x = self._project(features.descriptors)
+        gamma = self.posteriors(x)
+        mu, var, w = self.means_, self.covariances_, self.weights_
+        s0 = gamma.sum(axis=0)[:, None]                      # (k, 1)
+        s1, s2 = gamma.T @ x, gamma.T @ (x * x)              # (k, d') each
+        n = len(x)
+        g_mu = (s1 - mu * s0) / np.sqrt(var) / (n * np.sqrt(w)[:, None])
+        g_var = ((s2 - 2 * mu * s1 + mu * mu * s0) / var - s0) / (n * np.sqrt(2 * w)[:, None])
+        fv = np.concatenate([g_mu.ravel(), g_var.ravel()])[None]
+        return L2().transform(PowerNorm(0.5).transform(fv))[0]
+
+    def output_dim(self, input_dim: int) -> int:
+        d = input_dim if self.pca_dim is None else int(self.pca_dim)
+        return 2 * int(self.n_components) * d

@@ -1,0 +1,48 @@
+"""Seeded sampling of a fitting set's local features, shared by the learned aggregators."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from features import LocalFeatures
+
+
+def sample_rows(blocks: Sequence[np.ndarray], max_rows: int, seed: int) -> np.ndarray:
+    """(m, d) float32 rows drawn uniformly without replacement from the stacked ``blocks``.
+
+    m = min(total rows, max_rows); every row is kept when they fit. Rows come out in their
+    stacking order, and the same blocks, cap and seed give the same sample. Only the picked
+    rows are copied, so the blocks may be memory-mapped.
+    """
+    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
+    total = int(sizes.sum())
+    if total <= max_rows:
+        return np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks])
+    picked = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
+    ends = np.cumsum(sizes)
+    per_block = np.split(picked, np.searchsorted(picked, ends[:-1]))
+    return np.concatenate([np.asarray(b[rows - (end - len(b))], dtype=np.float32)
+                           for b, rows, end in zip(blocks, per_block, ends) if len(rows)])
+
+
+def sample_descriptors(features: Sequence[LocalFeatures], max_features: int,
+                       seed: int) -> np.ndarray:
+    """(m, d) float32 sample of at most ``max_features`` local features of a fitting set."""
+    return sample_rows([f.descriptors for f in features], max_features, seed)
+
+
+def check_enough(owner: object, setting: str, value: int, n_sampled: int) -> None:
+    """Raise when ``value`` (clusters, components, anchors) exceeds the sampled feature count."""
+    if value > n_sampled:
+        raise ValueError(
+            f"{type(owner).__name__} {setting}={value} exceeds the {n_sampled} local features "
+            f"sampled from the fitting set; lower aggregator.{setting} or raise "
+            "aggregator.max_features / fit on a larger set")
+
+
+def check_positive_int(owner: object, setting: str, value: object) -> None:
+    """Raise unless ``value`` is an integer >= 1 (booleans rejected), naming the setting."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{type(owner).__name__} {setting} must be a positive integer, "
+                         f"got {value!r} (aggregator.{setting})")

@@ -1,0 +1,146 @@
+"""Triangulation embedding and democratic aggregation, Jégou & Zisserman, CVPR 2014."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg.blas import dsyrk
+from sklearn.cluster import KMeans
+
+from aggregators.base import Aggregator
+from aggregators.postprocess import L2, PowerNorm, leading_eigenvectors, whitening_scale
+from aggregators.sampling import check_enough, check_positive_int, sample_descriptors
+from features import LocalFeatures
+
+#: Whitening divides by whitening_scale(eigenvalue, largest, _EIG_EPS), as PCAWhitening does.
+_EIG_EPS = 1e-9
+#: Bytes of float64 embedded features held at once while accumulating the covariance.
+_CHUNK_BYTES = 2 ** 28
+
+
+def democratic_weights(kernel: np.ndarray, n_iter: int = 10, damping: float = 0.5) -> np.ndarray:
+    """(n,) weights lambda >= 0 that equalise lambda_i sum_j lambda_j max(K_ij, 0) over i.
+
+    ``kernel`` is the (n, n) Gram matrix of the embedded features. Jégou & Zisserman's damped
+    Sinkhorn iteration: lambda <- lambda / (lambda * (K+ lambda))^damping from lambda = 1
+    (damping 1 is plain Sinkhorn; 0.5 converges without oscillating). Features whose embedding is
+    zero get weight 0.
+    """
+    k = np.maximum(np.asarray(kernel, dtype=np.float64), 0.0)
+    lam = (np.diag(k) > 0).astype(np.float64)
+    for _ in range(n_iter):
+        contribution = lam * (k @ lam)
+        lam = lam / np.maximum(contribution, np.finfo(np.float64).tiny) ** damping
+    return lam
+
+
+class TriangulationEmbedding(Aggregator):
+    """Whitened triangulation embedding, aggregated democratically or by sum; (k d - drop,).
+
+    Per local feature x with anchors c_1..c_k (k-means on the sampled fitting features):
+        r_j(x) = (x - c_j) / ||x - c_j||,  phi0(x) = [r_1(x), .., r_k(x)]   (k d,)
+        phi(x) = whitened phi0(x): centred by ``mean_``, projected on the eigenvectors of its
+                 covariance (learned on the same sample, float64) minus the ``drop_components``
+                 leading ones, each divided by sqrt(eigenvalue)      -> ``projection_`` (k d, D)
+    Aggregation: psi = sum_i lambda_i phi(x_i), lambda from ``democratic_weights`` on the kernel
+    phi_i . phi_j (``democratic``) or lambda = 1; then the power law ``alpha`` and L2.
+
+    ``drop_components=None`` drops d components when k > 1, Jégou & Zisserman's setting
+    (D = (k - 1) d), and none when k = 1, where dropping d would leave nothing (D = d).
+    Whitening needs more sampled features than k d.
+    """
+
+    def __init__(self, n_anchors: int = 16, democratic: bool = True,
+                 drop_components: int | None = None, alpha: float = 0.5,
+                 sinkhorn_iters: int = 10, damping: float = 0.5, max_features: int = 100_000,
+                 seed: int = 0):
+        self.n_anchors = n_anchors
+        self.democratic = democratic
+        self.drop_components = drop_components
+        self.alpha = alpha
+        self.sinkhorn_iters = sinkhorn_iters
+        self.damping = damping
+        self.max_features = max_features
+        self.seed = seed
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, features: list[LocalFeatures]) -> None:
+        self._check_params()
+        x = sample_descriptors(features, self.max_features, self.seed)
+        check_enough(self, "n_anchors", self.n_anchors, len(x))
+        d = x.shape[1]
+        dim, drop = self.n_anchors * d, self._n_dropped(d)
+        if drop >= dim:
+            raise ValueError(f"TriangulationEmbedding drop_components={drop} leaves nothing of the "
+                             f"n_anchors * d = {dim}-D embedding (aggregator.drop_components)")
+        if len(x) <= dim:
+            raise ValueError(
+                f"TriangulationEmbedding whitening of the n_anchors * d = {dim}-D embedding needs "
+                f"more than {dim} local features, but {len(x)} were sampled from the fitting set; "
+                "raise aggregator.max_features / fit on a larger set, or lower "
+                "aggregator.n_anchors")
+        kmeans = KMeans(self.n_anchors, n_init=1, random_state=self.seed).fit(x)
+        self.anchors_ = kmeans.cluster_centers_.astype(np.float32)
+        mean, scatter = self._moments(x)
+        scatter /= len(x) - 1                                           # covariance, in place
+        evals, evecs = leading_eigenvectors(scatter, dim)
+        scale = whitening_scale(evals[drop:], evals[0], _EIG_EPS)
+        self.mean_ = mean.astype(np.float32)
+        self.projection_ = (evecs[:, drop:] / scale).astype(np.float32)
+        self.explained_variance_ = evals[drop:]
+
+    def _check_params(self) -> None:
+        for name in ("n_anchors", "sinkhorn_iters", "max_features"):
+            check_positive_int(self, name, getattr(self, name))
+        drop = self.drop_components
+        if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, np.integer))
+                                 or drop < 0):
+            raise ValueError(f"TriangulationEmbedding drop_components must be null or an integer "
+                             f">= 0, got {self.drop_components!r} (aggregator.drop_components)")
+        if not self.alpha > 0:
+            raise ValueError(f"TriangulationEmbedding alpha must be > 0, got {self.alpha!r} "
+                             "(aggregator.alpha)")
+        if not 0 < self.damping <= 1:
+            raise ValueError(f"TriangulationEmbedding damping must be in (0, 1], got "
+                             f"{self.damping!r} (aggregator.damping)")
+
+    def _n_dropped(self, d: int) -> int:
+        if self.drop_components is None:
+            return d if self.n_anchors > 1 else 0
+        return int(self.drop_components)
+
+    def _moments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean (k d,) and scatter matrix (k d, k d; upper triangle) of phi0 over the sample,
+        in float64, chunk by chunk (two passes, so the centring loses no precision)."""
+        dim = self.n_anchors * x.shape[1]
+        step = max(1, _CHUNK_BYTES // (8 * dim))
+        chunks = range(0, len(x), step)
+        mean = sum(self.triangulate(x[s:s + step]).sum(axis=0, dtype=np.float64) for s in chunks)
+        mean /= len(x)
+        scatter = np.zeros((dim, dim), order="F")
+        for s in chunks:
+            centred = self.triangulate(x[s:s + step]).astype(np.float64) - mean
+            scatter = dsyrk(1.0, centred.T, beta=1.0, c=scatter, overwrite_c=True)
+        return mean, scatter
+
+    # ---------------------------------------------------------------- encoding
+    def triangulate(self, descriptors: np.ndarray) -> np.ndarray:
+        """(n, k d) float32 phi0: unit residuals to every anchor (a zero residual stays zero)."""
+        x = np.asarray(descriptors, dtype=np.float32)
+        diff = x[:, None, :] - self.anchors_[None]                      # (n, k, d)
+        norms = np.linalg.norm(diff, axis=2, keepdims=True)
+        return (diff / np.maximum(norms, np.finfo(np.float32).tiny)).reshape(len(x), -1)
+
+    def embed(self, descriptors: np.ndarray) -> np.ndarray:
+        """(n, D) float32 whitened embeddings phi of (n, d) local features."""
+        return (self.triangulate(descriptors) - self.mean_) @ self.projection_
+
+    def _encode(self, features: LocalFeatures) -> np.ndarray:
+        if self.democratic:
+            phi = self.embed(features.descriptors)
+            psi = democratic_weights(phi @ phi.T, self.sinkhorn_iters, self.damping) @ phi
+        else:  # whitening is affine: sum first, project once
+            phi0 = self.triangulate(features.descriptors).sum(axis=0, dtype=np.float64)
+            psi = (phi0 - features.n * self.mean_) @ self.projection_
+        return L2().transform(PowerNorm(self.alpha).transform(psi[None]))[0]
+
+    def output_dim(self, input_dim: int) -> int:
+        return int(self.n_anchors) * input_dim - self._n_dropped(input_dim)

@@ -1,0 +1,69 @@
+"""Triangulation embedding: whitening, encoding against a per-feature loop, democratic weights."""
+import numpy as np
+import pytest
+
+from aggregators import TriangulationEmbedding
+from aggregators.triangulation import democratic_weights
+
+
+def test_democratic_weights_equalise_contributions():
+    rng = np.random.default_rng(0)
+    phi = rng.standard_normal((60, 20)) * rng.random((60, 1)) * 3   # some negative dot products
+    k_pos = np.maximum(phi @ phi.T, 0)
+
+    def spread(lam):
+        c = lam * (k_pos @ lam)          # feature i's contribution lambda_i sum_j lambda_j k+_ij
+        return (c.max() - c.min()) / c.mean()
+
+    assert spread(np.ones(60)) > 1
+    assert spread(democratic_weights(phi @ phi.T, n_iter=10, damping=0.5)) < 1e-2
+    assert spread(democratic_weights(phi @ phi.T, n_iter=60, damping=0.5)) < 1e-9
+
+
+def test_whitened_embedding_of_the_fitting_sample(sparse_sets):
+    fs = sparse_sets(4, n=40, d=4)                         # 160 features, all sampled
+    x = np.vstack([f.descriptors for f in fs])
+    full = TriangulationEmbedding(n_anchors=2, drop_components=0).fit(fs)
+    phi = full.embed(x)
+    assert phi.shape == (160, 8)
+    np.testing.assert_allclose(phi.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(np.cov(phi.T), np.eye(8), atol=1e-4)
+    dropped = TriangulationEmbedding(n_anchors=2).fit(fs)  # default: drop d = 4 leading components
+    assert dropped.dim == 4
+    np.testing.assert_allclose(dropped.embed(x), phi[:, 4:], atol=1e-4)
+
+
+@pytest.mark.parametrize("democratic", [False, True])
+def test_encoding_matches_a_per_feature_loop(sparse_sets, democratic):
+    fs = sparse_sets(4, n=40, d=4)
+    agg = TriangulationEmbedding(n_anchors=3, democratic=democratic, alpha=0.5).fit(fs)
+    x = fs[0].descriptors.astype(np.float64)
+    rows = []
+    for xi in x:
+        phi0 = np.concatenate([(xi - c) / np.linalg.norm(xi - c) for c in agg.anchors_])
+        rows.append((phi0 - agg.mean_) @ agg.projection_)
+    phi = np.array(rows)
+    lam = democratic_weights(phi @ phi.T, 10, 0.5) if democratic else np.ones(len(x))
+    psi = lam @ phi
+    psi = np.sign(psi) * np.sqrt(np.abs(psi))
+    np.testing.assert_allclose(agg.transform(fs[0]), psi / np.linalg.norm(psi), atol=2e-5)
+
+
+def test_dimensions(sparse_sets):
+    fs = sparse_sets(4, n=40, d=4)
+    assert TriangulationEmbedding(n_anchors=1).fit(fs).dim == 4       # k = 1: nothing dropped
+    assert TriangulationEmbedding(n_anchors=3).fit(fs).dim == 8       # (k - 1) d
+    assert TriangulationEmbedding(n_anchors=3, drop_components=2).fit(fs).dim == 10
+
+
+def test_bad_settings_are_named(sparse_sets):
+    fs = sparse_sets(1, n=40, d=8)
+    with pytest.raises(ValueError,
+                       match=r"needs more than 128 local features.*aggregator\.max_features"):
+        TriangulationEmbedding(n_anchors=16).fit(fs)
+    with pytest.raises(ValueError, match=r"n_anchors=41 exceeds the 40 local features"):
+        TriangulationEmbedding(n_anchors=41).fit(fs)
+    with pytest.raises(ValueError, match=r"aggregator\.drop_components"):
+        TriangulationEmbedding(n_anchors=2, drop_components=16).fit(sparse_sets(3, n=40, d=8))
+    with pytest.raises(ValueError, match=r"aggregator\.damping"):
+        TriangulationEmbedding(damping=0).fit(fs)
