@@ -1,7 +1,7 @@
 """The dataset interface: images, queries with their relevance sets, and the protocol to score them."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -10,6 +10,10 @@ from PIL import Image
 
 #: protocols understood by ``benchmarks.evaluation.evaluate``
 PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
+
+#: PIL transposes for counter-clockwise turns
+_TURNS = {0: None, 90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
+          270: Image.Transpose.ROTATE_270}
 
 
 class ImageLoadError(RuntimeError):
@@ -21,14 +25,33 @@ class ImageRef:
     """One image of a dataset: a stable ``name`` (used in stores and reports) and how to load it.
 
     ``path`` for files on disk; ``render`` for images made in memory (the demo set).
+    ``rotate``: counter-clockwise degrees (a multiple of 90, as PIL ``Image.rotate``) applied on
+    loading, e.g. to set a sideways Holidays photo upright.
     """
 
     name: str
     path: Path | None = None
     render: Callable[[], Image.Image] | None = field(default=None, compare=False, repr=False)
+    signature: str = ""  # what else determines the pixels (render parameters), for store keys
+
+    def identity(self) -> str:
+        """A string that changes whenever the pixels can change (the path and the renderer
+        excluded: a moved dataset root keeps its stored features)."""
+        return "|".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self)
+                        if f.name not in ("path", "render"))
+    rotate: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rotate % 90:
+            raise ValueError(f"image {self.name!r}: rotation {self.rotate} is not a multiple of 90 degrees")
 
     def load(self) -> Image.Image:
-        """The image as RGB PIL, or ImageLoadError naming the file."""
+        """The image as RGB PIL (rotated by ``rotate``), or ImageLoadError naming the file."""
+        im = self._load_unrotated()
+        turn = _TURNS[self.rotate % 360]
+        return im if turn is None else im.transpose(turn)
+
+    def _load_unrotated(self) -> Image.Image:
         if self.render is not None:
             return self.render().convert("RGB")
         if self.path is None:

@@ -1,0 +1,40 @@
+"""Your own benchmark: a folder of images plus a ground-truth file in the revisitop schema.
+
+The schema and its three encodings (pickle, JSON, .mat) are described in ``benchmarks.ground_truth``
+and docs/datasets.md. easy/hard/junk lists select the revisited protocol, ok/junk the Oxford one.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.base import RetrievalDataset
+from benchmarks.errors import DatasetError, missing_root
+from benchmarks.ground_truth import build_dataset, read_ground_truth
+from benchmarks.imagefiles import ImageIndex
+
+LAYOUT = """\
+  ROOT/...                    the images, in any subfolders, named as in imlist / qimlist
+                              (with or without suffix, by file name or path relative to ROOT)
+  ROOT/gnd.json               the ground truth (.json, .pkl or .mat; any path via ground_truth)"""
+
+
+def load_custom(root: str | Path, ground_truth: str | Path, name: str = "custom",
+                crop_queries: bool = True) -> RetrievalDataset:
+    """The benchmark of ``ground_truth`` (relative to ``root`` or absolute) over the images under ``root``.
+
+    crop_queries: crop queries that have a ``bbx`` to it before extraction.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise missing_root(name, root, LAYOUT, None)
+    gt_path = root / ground_truth
+    if not gt_path.is_file():
+        raise DatasetError(f"{name}: ground-truth file {gt_path} does not exist; expected layout:\n{LAYOUT}")
+    gt = read_ground_truth(gt_path)
+    return build_dataset(name, gt, ImageIndex(root, name), gt_path, crop_queries=crop_queries,
+                         meta={"crop_queries": crop_queries, "ground_truth": Path(ground_truth).name})
+
+
+def required_paths(root: str | Path, ground_truth: str | Path = "", **_) -> list[tuple[Path, str]]:
+    """The files ``load_custom`` needs: (path, what) pairs."""
+    return [(Path(root), "images"), (Path(root) / ground_truth, "ground truth")]

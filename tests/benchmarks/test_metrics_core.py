@@ -1,0 +1,56 @@
+"""Metrics against hand-computed rankings (Oxford compute_ap conventions)."""
+import numpy as np
+import pytest
+
+from benchmarks.metrics import (average_precision, mean_average_precision, positive_ranks,
+                                precision_at_k)
+from benchmarks.search import rank
+
+
+def test_ap_perfect_ranking_is_one():
+    assert average_precision(np.array([0, 1, 2]), 3) == pytest.approx(1.0)
+
+
+def test_ap_trapezoid_by_hand():
+    # positives at ranks 1 and 3 (0-based) of 2 positives:
+    # j=0, r=1: (0/1 + 1/2)/2 = 0.25 ; j=1, r=3: (1/3 + 2/4)/2 = 5/12 ; sum / 2
+    assert average_precision(np.array([1, 3]), 2) == pytest.approx((0.25 + 5 / 12) / 2)
+
+
+def test_ap_missing_positive_counts_as_zero_recall():
+    # one of two positives never retrieved: only the first contributes
+    assert average_precision(np.array([0]), 2) == pytest.approx(0.5)
+
+
+def test_junk_is_removed_from_the_ranking():
+    ranking = np.array([7, 3, 5, 1])          # 7 is junk, 3 negative, 5 positive, 1 positive
+    r = positive_ranks(ranking, positives=np.array([5, 1]), junk=np.array([7]))
+    np.testing.assert_array_equal(r, [1, 2])  # after dropping 7: [3, 5, 1]
+    # (0/1+1/2)/2 = .25 ; (1/2+2/3)/2 = 7/12
+    assert average_precision(r, 2) == pytest.approx((0.25 + 7 / 12) / 2)
+
+
+def test_ties_broken_by_database_order():
+    scores = np.array([[0.5, 0.9, 0.5, 0.1]])
+    np.testing.assert_array_equal(rank(scores)[0], [1, 0, 2, 3])
+
+
+def test_query_without_positives_is_excluded():
+    rankings = np.array([[0, 1, 2], [2, 1, 0]])
+    out = mean_average_precision(rankings, [np.array([0]), np.array([], dtype=int)],
+                                 [np.array([], dtype=int)] * 2)
+    assert out["n_evaluated"] == 1
+    assert out["mAP"] == pytest.approx(1.0)
+    assert np.isnan(out["aps"][1])
+
+
+def test_no_query_with_positives_is_an_error():
+    with pytest.raises(ValueError, match="no query has a positive"):
+        mean_average_precision(np.array([[0, 1]]), [np.array([], dtype=int)], [np.array([], dtype=int)])
+
+
+def test_precision_at_k_revisitop_convention():
+    ranks = np.array([0, 2])                     # 1-based positions 1 and 3
+    assert precision_at_k(ranks, 1) == 1.0
+    assert precision_at_k(ranks, 5) == pytest.approx(2 / 3)  # k capped at the last positive (3)
+    assert precision_at_k(np.array([], dtype=int), 5) == 0.0
