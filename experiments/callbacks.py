@@ -1,0 +1,28 @@
+"""Hydra callbacks: gather every job's records of a multirun into one table and plot."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+log = logging.getLogger("deepagg")
+
+
+class GatherResults(Callback):
+    """At the end of a multirun, write ``results.csv``, ``table.md`` and ``comparison.png`` into
+    the sweep directory from every ``results.jsonl`` below it, and print the table."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from analysis.tables import format_table, records_frame
+        from experiments.run import write_outputs
+        from experiments.records import gather
+        sweep_dir = Path(config.hydra.sweep.dir)
+        records = gather(sweep_dir)
+        if not records:
+            log.warning("no results found under %s", sweep_dir)
+            return
+        write_outputs(sweep_dir)
+        print(format_table(records_frame(records)))
+        log.info("gathered %d records into %s", len(records), sweep_dir)

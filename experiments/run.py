@@ -1,0 +1,119 @@
+"""``deepagg-run``: evaluate one configuration (or, with -m, a sweep of them) as a Hydra app.
+
+Writes into the Hydra run directory: ``.hydra/config.yaml`` (resolved config), ``results.jsonl``,
+``results.csv``, ``table.md``, ``comparison.png`` and ``rankings.npz`` (top-k lists for reports).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from experiments.config import register
+from experiments.records import append_record, config_hash, library_versions, read_records
+
+log = logging.getLogger("deepagg")
+register()
+
+
+def aggregator_label(choice: str, overrides: list[str]) -> str:
+    """The aggregator's config name plus any of its parameters set on the command line or by a
+    sweep, e.g. ``gem(p=3)``, so that rows of a parameter sweep stay apart in tables and plots."""
+    params = [o.split(".", 1)[1] for o in overrides if o.startswith("aggregator.")]
+    return f"{choice}({','.join(params)})" if params else choice
+
+
+def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path) -> dict:
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    agg_params = {k: v for k, v in resolved["aggregator"].items() if k != "_target_"}
+    return {
+        "experiment": cfg.experiment_name,
+        "dataset": ev.dataset.name,
+        "aggregator": aggregator_label(choices.get("aggregator", "custom"),
+                                       list(HydraConfig.get().overrides.task)),
+        "aggregator_class": resolved["aggregator"]["_target_"].rsplit(".", 1)[-1],
+        "aggregator_params": agg_params,
+        "extractor": choices.get("backbone", cfg.backbone.name),
+        "feature_type": "sift" if cfg.backbone.source == "sift" else "deep",
+        "dim": ev.dim,
+        "postprocess": resolved["postprocess"] | {"fit_on": ev.fit_on},
+        "aggregator_fit_on": ev.aggregator_fit_on,
+        "metrics": ev.metrics,
+        "timings": ev.timings,
+        "n_images": len(ev.dataset.images),
+        "n_queries": len(ev.dataset.queries),
+        "protocol": ev.dataset.protocol,
+        "crop_queries": ev.dataset.crop_queries,
+        "config_hash": config_hash(resolved),
+        "config": resolved,
+        "versions": library_versions(),
+        "job_dir": str(job_dir),
+        "timestamp": dt.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def save_rankings(path: Path, ev, top_k: int) -> None:
+    ds = ev.dataset
+    np.savez_compressed(path, topk=ev.rankings[:, :top_k].astype(np.int64), aps=ev.aps,
+                        query_names=np.array([q.image.name for q in ds.queries]),
+                        db_names=np.array([im.name for im in ds.images]))
+
+
+def write_outputs(job_dir: Path) -> None:
+    """results.csv, table.md and comparison.png from every record in ``job_dir``."""
+    from analysis.plots import comparison_plot
+    from analysis.tables import records_frame, write_tables
+    from experiments.records import gather
+    records = gather(job_dir)
+    if not records:
+        return
+    df = records_frame(records)
+    write_tables(df, job_dir)
+    comparison_plot(df, job_dir / "comparison.png")
+
+
+def run(cfg: DictConfig) -> dict | None:
+    """Evaluate ``cfg`` unless an identical configuration already has a record here."""
+    from analysis.tables import format_table, records_frame
+    from experiments.pipeline import check_available, evaluate_config
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    choices = dict(HydraConfig.get().runtime.choices)
+    h = config_hash(OmegaConf.to_container(cfg, resolve=True))
+    results = job_dir / "results.jsonl"
+    if cfg.skip_existing and any(r.get("config_hash") == h for r in read_records(results)):
+        log.info("skipping: configuration %s already evaluated in %s", h, results)
+        return None
+    swept = HydraConfig.get().sweeper.get("params") or {}
+    check_available(cfg, [d.strip() for d in str(swept.get("dataset", "")).split(",") if d.strip()])
+    t = time.perf_counter()
+    ev = evaluate_config(cfg)
+    record = build_record(cfg, ev, choices, job_dir)
+    append_record(results, record)
+    save_rankings(job_dir / "rankings.npz", ev, cfg.top_k)
+    write_outputs(job_dir)
+    log.info("timings (s): %s", " ".join(f"{k}={v}" for k, v in ev.timings.items()))
+    print(format_table(records_frame([record])))
+    log.info("done in %.1f s; outputs in %s", time.perf_counter() - t, job_dir)
+    return record
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from hydra.errors import InstantiationException
+    try:
+        run(cfg)
+    except (ValueError, RuntimeError, FileNotFoundError, InstantiationException) as e:
+        log.error("%s", e)
+        print(f"deepagg-run: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
