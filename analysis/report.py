@@ -1,0 +1,165 @@
+"""``deepagg-report RESULTS_DIR``: one Markdown report of every result below a directory.
+
+Writes ``RESULTS_DIR/report.md`` and, beside it, ``report_files/``: the ablation table
+(Markdown, LaTeX, CSV), the comparison figures whose data exist (PNG; PDF too with ``--pdf``)
+and retrieval examples of the best run per dataset. Every link is relative, and every run links
+to its ``.hydra/config.yaml``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+import pandas as pd
+
+from analysis import plots
+from analysis.tables import ablation_table, records_frame, to_markdown, write_ablation
+from experiments.records import gather, read_records
+
+log = logging.getLogger("deepagg")
+ASSETS = "report_files"
+
+
+def job_dirs(results_dir: Path) -> dict[str, Path]:
+    """config hash -> the folder of the newest results.jsonl holding it (found by scanning, so
+    a moved results folder still resolves)."""
+    found: dict[str, tuple[str, Path]] = {}
+    for p in sorted(Path(results_dir).rglob("results.jsonl")):
+        for r in read_records(p):
+            h, t = r.get("config_hash"), r.get("timestamp", "")
+            if h and (h not in found or t >= found[h][0]):
+                found[h] = (t, p.parent)
+    return {h: d for h, (_, d) in found.items()}
+
+
+def link(target: Path, base: Path) -> str:
+    """A relative, URL-quoted Markdown link target."""
+    return quote(Path(os.path.relpath(target, base)).as_posix(), safe="/=,.-_~+:@")
+
+
+def available_figures(df: pd.DataFrame, metric: str) -> list[tuple[str, str, Callable]]:
+    """(file stem, title, plot function) of each comparison figure the records support."""
+    df = df[df[metric].notna()] if metric in df.columns else df.iloc[:0]
+    if df.empty:
+        return []
+    out = [("aggregators", f"{metric} per aggregator and dataset", plots.aggregator_bars)]
+    if df.groupby(["aggregator", "dataset"])["dim"].nunique().max() > 1:
+        out.append(("dimension", f"{metric} against descriptor dimension", plots.dim_plot))
+    if "agg.p" in df.columns and df["agg.p"].dropna().nunique() > 1:
+        out.append(("gem_p", "GeM: the exponent p", plots.gem_plot))
+    sums = df[df["aggregator_class"] == "SumPooling"]
+    if "agg.center_prior" in sums.columns and (
+            sums.groupby("dataset")["agg.center_prior"].nunique() > 1).any():
+        out.append(("center_prior", "The centre prior: sum pooling vs SPoC", plots.center_prior_plot))
+    if df["feature_type"].nunique() > 1:
+        out.append(("deep_vs_sift", "Deep vs SIFT local features", plots.feature_type_plot))
+    return out
+
+
+def example_figures(df: pd.DataFrame, dirs: dict[str, Path], assets: Path, metric: str,
+                    n_queries: int, k: int, pdf: bool) -> list[tuple[str, Path | None, str]]:
+    """Retrieval examples of the best run per dataset: (dataset, figure or None, note)."""
+    from analysis.examples import retrieval_examples
+    out = []
+    for ds, g in df[df[metric].notna()].groupby("dataset", sort=True):
+        best = g.sort_values(metric, ascending=False).iloc[0]
+        job = dirs.get(best["config_hash"])
+        what = f"{best['aggregator']}, D = {best['dim']}, {metric} {best[metric]:.3f}"
+        if job is None or not (job / "rankings.npz").exists():
+            out.append((ds, None, f"{what}: no rankings.npz in its job folder"))
+            continue
+        path = assets / f"examples_{ds}.png"
+        try:
+            retrieval_examples(job, path, n_queries, k, pdf=pdf)
+            out.append((ds, path, what))
+        except Exception as e:  # a dataset that cannot be rebuilt here must not sink the report
+            reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
+            log.warning("retrieval examples of %s skipped: %s", ds, e)
+            out.append((ds, None, f"{what}: examples not drawn ({reason})"))
+    return out
+
+
+def runs_table(df: pd.DataFrame, dirs: dict[str, Path], base: Path, metric: str) -> str:
+    """Markdown: one row per record, linking its config and job folder."""
+    lines = [f"| dataset | features | extractor | aggregator | params | D | {metric} | config |",
+             "| --- | --- | --- | --- | --- | ---: | ---: | --- |"]
+    for _, r in df.sort_values(["dataset", "aggregator", "dim"]).iterrows():
+        job = dirs.get(r["config_hash"])
+        cfg = job / ".hydra" / "config.yaml" if job is not None else None
+        ref = (f"[config]({link(cfg, base)}) · [folder]({link(job, base)})"
+               if cfg is not None and cfg.exists() else "not found")
+        value = "" if pd.isna(r.get(metric)) else f"{r[metric]:.3f}"
+        lines.append(f"| {r['dataset']} | {r['feature_type']} | {r['extractor']} | {r['aggregator']} "
+                     f"| {r['params']} | {r['dim']} | {value} | {ref} |")
+    return "\n".join(lines)
+
+
+def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_queries: int = 4,
+                 k: int = 5) -> Path:
+    """Write ``report.md`` (and ``report_files/``) into ``results_dir``; returns its path."""
+    results_dir = Path(results_dir)
+    records = gather(results_dir)
+    if not records:
+        raise FileNotFoundError(f"no results.jsonl with records under {results_dir}")
+    df = records_frame(records)
+    dirs = job_dirs(results_dir)
+    assets = results_dir / ASSETS
+    assets.mkdir(exist_ok=True)
+    table = ablation_table(df)
+    tables = write_ablation(table, assets)
+
+    md = [f"# deepagg report: {results_dir.name}", "",
+          f"{len(df)} runs on {', '.join(sorted(df['dataset'].unique()))}; generated "
+          f"{dt.datetime.now().isoformat(timespec='seconds')} by `deepagg-report`.", "",
+          "## Ablation table", "",
+          "Methods as rows, dataset metrics as columns; the best measured value of each column in "
+          "bold. *(paper)* columns: Babenko & Lempitsky (2015), 256-D deep features, where the "
+          "aggregator, dataset and dimension match (analysis/paper.py).", "",
+          to_markdown(table), "",
+          f"Also as [LaTeX]({link(tables['tex'], results_dir)}) and "
+          f"[CSV]({link(tables['csv'], results_dir)}).", "", "## Figures", ""]
+    for stem, title, plot in available_figures(df, metric):
+        path = assets / f"{stem}.png"
+        plot(df, path, metric, pdf=pdf)
+        extra = f" ([PDF]({link(path.with_suffix('.pdf'), results_dir)}))" if pdf else ""
+        md += [f"### {title}{extra}", "", f"![{title}]({link(path, results_dir)})", ""]
+    if n_queries > 0:
+        md += ["## Retrieval examples", "",
+               "Best run per dataset; frames: green correct, red incorrect, grey junk.", ""]
+        for ds, path, note in example_figures(df, dirs, assets, metric, n_queries, k, pdf):
+            md += [f"### {ds} ({note})", ""]
+            md += [f"![retrieval examples, {ds}]({link(path, results_dir)})", ""] if path else []
+    md += ["## Runs", "", runs_table(df, dirs, results_dir, metric), ""]
+    out = results_dir / "report.md"
+    out.write_text("\n".join(md))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="deepagg-report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("results_dir", type=Path, help="folder searched for results.jsonl files")
+    parser.add_argument("--pdf", action="store_true", help="also write every figure as PDF")
+    parser.add_argument("--metric", default="mAP", help="metric of the figures (default: mAP)")
+    parser.add_argument("--examples", type=int, default=4, metavar="N",
+                        help="queries per retrieval-examples figure (0: none)")
+    parser.add_argument("--top-k", type=int, default=5, help="results shown per query")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    if not args.results_dir.is_dir():
+        parser.error(f"{args.results_dir} is not a directory")
+    try:
+        out = build_report(args.results_dir, args.pdf, args.metric, args.examples, args.top_k)
+    except FileNotFoundError as e:
+        print(f"deepagg-report: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,160 @@
+"""Comparison plots and retrieval examples: the artists each figure must contain."""
+import numpy as np
+import pytest
+from matplotlib.colors import to_hex
+from omegaconf import OmegaConf
+
+from analysis import plots
+from analysis.examples import FRAME, judge, pick_queries, retrieval_examples
+from analysis.tables import records_frame
+
+
+def legend_texts(ax):
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+@pytest.fixture
+def dims_frame(make_record):
+    return records_frame([make_record(ds, agg, v + 0.1 * i, dim=d)
+                          for ds, v in (("holidays", 0.5), ("oxford5k", 0.3))
+                          for agg in ("sum", "max") for i, d in enumerate((64, 128, 256))])
+
+
+def test_dim_plot_has_a_line_per_aggregator_on_a_log_axis(dims_frame, tmp_path):
+    fig = plots.dim_plot(dims_frame, tmp_path / "dim.png", pdf=True)
+    assert [ax.get_title() for ax in fig.axes] == ["holidays", "oxford5k"]
+    for ax in fig.axes:
+        assert len(ax.get_lines()) == 2 and ax.get_xscale() == "log"
+        assert ax.get_xlabel() == "descriptor dimension D (log scale)" and ax.get_ylabel() == "mAP"
+        assert legend_texts(ax) == ["max", "sum"]
+        np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [64, 128, 256])
+    np.testing.assert_allclose(fig.axes[0].get_lines()[1].get_ydata(), [0.5, 0.6, 0.7])
+    assert (tmp_path / "dim.png").stat().st_size > 0 and (tmp_path / "dim.pdf").exists()
+
+
+def test_aggregator_bars_group_by_aggregator_and_colour_by_dataset(make_record):
+    df = records_frame([make_record(ds, agg, 0.1 * k) for k, (ds, agg) in enumerate(
+        [(d, a) for d in ("holidays", "oxford5k") for a in ("max", "spoc", "sum")], 1)])
+    fig = plots.aggregator_bars(df)
+    (ax,) = fig.axes
+    assert len(ax.patches) == 6
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["max", "spoc", "sum"]
+    assert legend_texts(ax) == ["holidays", "oxford5k"]
+    heights = sorted(round(p.get_height(), 3) for p in ax.patches)
+    assert heights == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+    assert ax.get_ylabel() == "mAP" and ax.get_xlabel() == "aggregator" and "D = 256" in ax.get_title()
+
+
+def test_gem_plot_draws_p_curve_and_sum_max_references(make_record):
+    r = make_record
+    df = records_frame([r("holidays", "gem", v, params={"p": p}) for p, v in ((1, .70), (2, .74), (3, .76), (5, .73))]
+                       + [r("holidays", "sum", .70, params={"center_prior": False}),
+                          r("holidays", "spoc", .69, params={"center_prior": True}),
+                          r("holidays", "max", .66)])
+    fig = plots.gem_plot(df)
+    (ax,) = fig.axes
+    lines = ax.get_lines()
+    assert len(lines) == 3
+    np.testing.assert_array_equal(lines[0].get_xdata(), [1, 2, 3, 5])
+    assert [ln.get_ydata()[0] for ln in lines[1:]] == [0.70, 0.66]   # sum (not spoc), max
+    assert legend_texts(ax) == ["GeM, holidays", "sum pooling (p = 1), holidays",
+                                "max pooling (p \u2192 \u221e), holidays"]
+    assert ax.get_xlabel() == "GeM exponent p"
+    with pytest.raises(ValueError, match="GeM"):
+        plots.gem_plot(records_frame([r("holidays", "sum", .7)]))
+
+
+def test_gem_plot_takes_p_inf_as_the_max_pooling_line(make_record):
+    # experiment=gem_p sweeps p = 1..8 and inf; records carry p = inf (JSON Infinity)
+    df = records_frame([make_record(ds, "gem", v, params={"p": p}) for ds in ("holidays", "oxford5k")
+                        for p, v in ((1.0, .60), (3.0, .70), (float("inf"), .65))])
+    ax = plots.gem_plot(df).axes[0]
+    assert len(ax.get_lines()) == 4                            # 2 curves + 2 p = inf lines
+    np.testing.assert_array_equal(ax.get_lines()[0].get_xdata(), [1.0, 3.0])
+    assert legend_texts(ax)[:2] == ["GeM, holidays", "max pooling (p \u2192 \u221e), holidays"]
+    assert ax.get_lines()[1].get_ydata()[0] == 0.65
+
+
+def test_center_prior_plot_pairs_sum_and_spoc_with_differences(make_record):
+    r = make_record
+    df = records_frame([r(ds, agg, v, params={"center_prior": agg == "spoc"})
+                        for ds, agg, v in (("holidays", "sum", .80), ("holidays", "spoc", .78),
+                                           ("oxford5k", "sum", .59), ("oxford5k", "spoc", .66))])
+    fig = plots.center_prior_plot(df)
+    (ax,) = fig.axes
+    assert len(ax.patches) == 4
+    assert [t.get_text() for t in ax.texts if t.get_text().startswith("\u0394")] == ["\u0394 -0.020", "\u0394 +0.070"]
+    assert legend_texts(ax) == ["sum pooling (no prior)", "SPoC (centre prior)"]
+    with pytest.raises(ValueError, match="centre prior"):
+        plots.center_prior_plot(df[df["aggregator"] == "sum"])
+
+
+def test_feature_type_plot_compares_deep_and_sift_per_aggregator(make_record):
+    r = make_record
+    df = records_frame([r("demo", "sum", .9), r("demo", "max", .95),
+                        r("demo", "sum", .6, dim=128, feature_type="sift"),
+                        r("demo", "max", .45, dim=128, feature_type="sift")])
+    fig = plots.feature_type_plot(df)
+    (ax,) = fig.axes
+    assert len(ax.patches) == 4
+    assert legend_texts(ax) == ["deep (D = 256)", "sift (D = 128)"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["max", "sum"]
+    with pytest.raises(ValueError, match="feature types"):
+        plots.feature_type_plot(df[df["feature_type"] == "deep"])
+
+
+def test_comparison_plot_picks_lines_for_dimension_sweeps(dims_frame, make_record, tmp_path):
+    assert plots.comparison_plot(dims_frame, tmp_path / "c.png").axes[0].get_xscale() == "log"
+    single = records_frame([make_record("demo", "sum", .5)])
+    assert len(plots.comparison_plot(single, tmp_path / "c.png").axes[0].patches) == 1
+
+
+# ----------------------------------------------------------------------------- examples
+@pytest.fixture
+def demo_job(tmp_path):
+    """A job folder as deepagg-run leaves it: .hydra/config.yaml and rankings.npz."""
+    job = tmp_path / "job"
+    (job / ".hydra").mkdir(parents=True)
+    dataset = {"_target_": "benchmarks.demo.demo_dataset", "name": "demo", "split": "test",
+               "views_per_photo": 2, "view_width": 96, "view_height": 72}
+    (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml({"dataset": dataset}))
+    from experiments.pipeline import build_dataset
+    ds = build_dataset(OmegaConf.create(dataset))
+    topk = np.array([[(q + j) % 20 for j in range(5)] for q in range(20)])  # self, next, ...
+    np.savez(job / "rankings.npz", topk=topk, aps=np.linspace(1, 0, 20),
+             query_names=np.array([q.image.name for q in ds.queries]),
+             db_names=np.array([im.name for im in ds.images]))
+    return job
+
+
+def test_retrieval_examples_frame_results_by_correctness(demo_job, tmp_path):
+    fig = retrieval_examples(demo_job, tmp_path / "ex.png", queries=[0, 1], k=3)
+    axes = np.array(fig.axes).reshape(2, 4)
+    # query 0 = view 0 of photo 0: itself (junk), view 1 (correct), photo 1 view 0 (incorrect)
+    expected = [["junk", "correct", "incorrect"], ["junk", "incorrect", "incorrect"]]
+    for row, verdicts in zip(axes, expected):
+        colours = [to_hex(ax.spines["top"].get_edgecolor()) for ax in row[1:]]
+        assert colours == [FRAME[v] for v in verdicts]
+    assert axes[0, 0].get_title().startswith("query test_astronaut_00")
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["correct", "incorrect", "junk"]
+    assert (tmp_path / "ex.png").stat().st_size > 0
+
+
+def test_retrieval_examples_refuse_rankings_of_another_dataset(demo_job):
+    with np.load(demo_job / "rankings.npz") as z:
+        data = {k: z[k] for k in z.files}
+    data["db_names"] = data["db_names"][::-1]
+    np.savez(demo_job / "rankings.npz", **data)
+    with pytest.raises(ValueError, match="does not list the images"):
+        retrieval_examples(demo_job)
+
+
+def test_query_choice_spans_successes_and_failures():
+    aps = np.array([0.2, 0.9, np.nan, 0.5, 1.0])
+    assert pick_queries(aps, 3).tolist() == [4, 3, 2]           # best, middle, worst (NaN last)
+
+
+def test_judge_puts_junk_before_positives():
+    from benchmarks.base import ImageRef, Query
+    q = Query(ImageRef("q"), {"easy": np.array([1]), "hard": np.array([2]), "junk": np.array([2, 3])})
+    assert judge(q, [1, 2, 3, 4]) == ["correct", "junk", "junk", "incorrect"]

@@ -1,0 +1,78 @@
+"""deepagg-report on a small synthetic results folder."""
+import json
+import re
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from analysis.report import build_report, main
+
+DEMO = {"_target_": "benchmarks.demo.demo_dataset", "name": "demo", "split": "test",
+        "views_per_photo": 2, "view_width": 96, "view_height": 72}
+
+
+def write_job(job: Path, record: dict, dataset: dict) -> None:
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml({"dataset": dataset}))
+    (job / "results.jsonl").write_text(json.dumps(record | {"job_dir": str(job)}) + "\n")
+
+
+@pytest.fixture
+def results(tmp_path, make_record):
+    root = tmp_path / "multirun"
+    holidays = {"_target_": "benchmarks.holidays.load_holidays", "root": "/absent", "name": "holidays"}
+    for i, (agg, v) in enumerate((("sum", 0.80), ("spoc", 0.78), ("max", 0.70))):
+        rec = make_record("holidays", agg, v, params={"center_prior": agg == "spoc"} if agg != "max" else {})
+        write_job(root / f"{i}_aggregator={agg}", rec, holidays)
+    np.savez(root / "0_aggregator=sum" / "rankings.npz", topk=np.zeros((1, 5), int), aps=np.ones(1),
+             query_names=np.array(["q"]), db_names=np.array(["q"]))  # its images are not here
+    demo_job = root / "3_dataset=demo"
+    write_job(demo_job, make_record("demo", "sum", 0.9, params={"center_prior": False}), DEMO)
+    names = [f"test_{p}_{v:02d}" for p in ("astronaut", "coffee", "chelsea", "rocket", "china", "flower",
+                                          "grace_hopper", "camera", "brick", "grass") for v in range(2)]
+    np.savez(demo_job / "rankings.npz", topk=np.array([[(q + j) % 20 for j in range(5)] for q in range(20)]),
+             aps=np.linspace(1, 0, 20), query_names=np.array(names), db_names=np.array(names))
+    return root
+
+
+def links(markdown: str) -> list[str]:
+    return re.findall(r"\]\(([^)]+)\)", markdown)
+
+
+def test_report_embeds_tables_existing_figures_examples_and_configs(results):
+    md = build_report(results, pdf=True, n_queries=2, k=3).read_text()
+    assert "## Ablation table" in md
+    assert "| sum | **0.900** | **0.800** | 0.802 |" in md       # best bold, paper beside it
+    assert "| spoc |  | 0.780 | 0.784 |" in md
+    for target in links(md):                                   # every link resolves
+        assert (results / unquote(target)).exists(), target
+    figures = [t for t in links(md) if t.endswith(".png")]
+    assert "report_files/aggregators.png" in figures and "report_files/center_prior.png" in figures
+    assert "report_files/examples_demo.png" in figures
+    assert not any(("gem" in f or "dimension" in f or "deep_vs_sift" in f) for f in figures)
+    assert sum(t.endswith(".hydra/config.yaml") for t in links(md)) == 4   # one per run
+    assert "3_dataset%3Ddemo" not in md and "3_dataset=demo/.hydra/config.yaml" in md
+    assert "report_files/ablation.tex" in links(md) and "report_files/ablation.csv" in links(md)
+    assert (results / "report_files" / "center_prior.pdf").exists()
+    assert "### holidays (sum, D = 256, mAP 0.800: examples not drawn (dataset holidays:" in md
+
+
+def test_report_follows_a_moved_results_folder(results, tmp_path):
+    moved = tmp_path / "moved"
+    results.rename(moved)
+    md = build_report(moved, n_queries=0).read_text()
+    assert "## Retrieval examples" not in md
+    assert md.count("[config](") == 4 and "not found" not in md
+
+
+def test_cli_writes_the_report_and_fails_clearly_without_results(results, tmp_path, capsys):
+    main([str(results), "--examples", "0"])
+    assert capsys.readouterr().out.strip() == str(results / "report.md")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SystemExit) as e:
+        main([str(empty)])
+    assert e.value.code == 2 and "no results.jsonl" in capsys.readouterr().err
