@@ -63,7 +63,7 @@ class SimilarityConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     data_root: str = "data"
     device: str = "cpu"
-    batch_size: int = 16
+    batch_size: int = 4
     num_workers: int = 2
     seed: int = 0
 

@@ -58,3 +58,15 @@ def test_aggregation_experiments_compose_into_valid_jobs(compose_run, experiment
         agg = instantiate(compose_run(f"experiment={experiment}", f"{axis}={value}").aggregator)
         if axis == "aggregator.p":
             assert isinstance(agg, aggregators.GeM) and agg.p == float(value)
+
+
+def test_demo_aggregation_sweeps_every_aggregator_over_deep_and_sift(compose_run):
+    cfg = compose_run("experiment=demo_aggregation")
+    params = cfg.hydra.sweeper.params
+    assert params["backbone"] == "efficientnet_lite0,sift"
+    assert cfg.postprocess.fit_on == "demo_holdout" and cfg.postprocess.dim == 128
+    for backbone in params["backbone"].split(","):
+        for name in params["aggregator"].split(","):
+            job = compose_run("experiment=demo_aggregation", f"backbone={backbone}", f"aggregator={name}")
+            assert job.backbone.source == ("sift" if backbone == "sift" else "timm")
+            instantiate(job.aggregator)
