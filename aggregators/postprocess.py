@@ -51,9 +51,13 @@ def leading_eigenvectors(sym: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarra
     deterministic sign). Reads the upper triangle only."""
     evals, evecs = np.linalg.eigh(sym, UPLO="U")
     order = np.argsort(evals)[::-1][:k]
-    evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]
-    signs = np.sign(evecs[np.abs(evecs).argmax(axis=0), np.arange(evecs.shape[1])])
-    return evals, evecs * np.where(signs == 0, 1, signs)
+    return np.clip(evals[order], 0, None), oriented(evecs[:, order])
+
+
+def oriented(vectors: np.ndarray) -> np.ndarray:
+    """Columns flipped so that each one's largest-magnitude coefficient is positive."""
+    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
+    return vectors * np.where(signs == 0, 1, signs)
 
 
 def whitening_scale(evals: np.ndarray, largest: float, eps: float) -> np.ndarray:
@@ -88,9 +92,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         Xc = X - self.mean_
         if n < d:  # Gram trick: eigen-decompose the smaller (n x n) matrix
             evals, evecs = leading_eigenvectors(Xc @ Xc.T, dim)
-            comps = (Xc.T @ evecs) / np.sqrt(np.maximum(evals, 1e-300))
-            signs = np.sign(comps[np.abs(comps).argmax(axis=0), np.arange(dim)])
-            comps *= np.where(signs == 0, 1, signs)
+            comps = oriented((Xc.T @ evecs) / np.sqrt(np.maximum(evals, 1e-300)))
         else:
             evals, comps = leading_eigenvectors(Xc.T @ Xc, dim)
         self.components_ = comps.T

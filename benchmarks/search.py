@@ -17,14 +17,15 @@ def rank(scores: np.ndarray, k: int | None = None) -> np.ndarray:
 
 def search(queries: np.ndarray, database: np.ndarray, k: int | None = None,
            chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k (indices, scores) for each query, processed ``chunk`` queries at a time."""
+    """Top-k (indices, scores) for each query (k=None: the whole ranking), processed ``chunk``
+    queries at a time so that only chunk x n_db scores exist at once; indices are int32."""
     idx, val = [], []
     for s in range(0, len(queries), chunk):
         sc = similarity(queries[s:s + chunk], database)
         r = rank(sc, k)
-        idx.append(r)
+        idx.append(r.astype(np.int32))
         val.append(np.take_along_axis(sc, r, axis=1))
     if not idx:
         kk = database.shape[0] if k is None else k
-        return np.zeros((0, kk), np.int64), np.zeros((0, kk), np.float32)
+        return np.zeros((0, kk), np.int32), np.zeros((0, kk), np.float32)
     return np.concatenate(idx), np.concatenate(val)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -17,10 +17,10 @@ from sklearn.pipeline import Pipeline
 
 from aggregators import L2, PCAWhitening, PowerNorm
 from aggregators.base import Aggregator
-from benchmarks import RetrievalDataset, evaluate, rank, similarity
-from benchmarks.base import ImageLoadError, ImageRef
+from benchmarks import RetrievalDataset, evaluate, search
+from benchmarks.base import ImageRef
 from features import LocalFeatures
-from features.extractor import build_extractor
+from features.extractor import build_extractor, extractor_identity
 from features.store import FeatureStore, StoredFeatures
 from features.weights import missing_weights
 
@@ -72,57 +72,43 @@ def check_available(cfg: DictConfig, other_datasets: Sequence[str] = ()) -> None
 
 
 # ----------------------------------------------------------------------------- features
-@dataclass
 class FeatureSource:
-    """Builds the extractor once, on first need, and serves stored features of image lists."""
-    cfg: DictConfig
-    seconds: float = 0.0
-    _extractor: object = None
-    _config: dict = field(default_factory=dict)
+    """Serves stored local features of image lists under the ``backbone`` of ``cfg``, building the
+    extractor only when something has to be extracted; ``seconds`` accumulates the time spent."""
 
-    def __post_init__(self) -> None:
-        st = self.cfg.store
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        st = cfg.store
         self.store = FeatureStore(st.root, st.dtype, st.chunk_size)
-        self._config = extractor_identity(self.cfg.backbone)
+        self.identity = extractor_identity(cfg.backbone)
+        self.seconds = 0.0
+        self._extractor = None
 
     def extractor(self):
         if self._extractor is None:
             self._extractor = build_extractor(self.cfg.backbone, device=self.cfg.device)
+            log.info("extractor: %s", getattr(self._extractor, "weights_provenance", "sift"))
         return self._extractor
 
     def features(self, dataset: str, images: Sequence[ImageRef],
                  boxes: Sequence[tuple | None] | None = None, what: str = "images") -> StoredFeatures:
+        """Features of ``images``, each cropped to its box (pixels, checked by the loader) if any."""
         boxes = list(boxes) if boxes is not None else [None] * len(images)
         identities = [im.identity() + (f"|box={b}" if b is not None else "") for im, b in zip(images, boxes)]
 
         def load(i: int):
-            img = images[i].load()
-            b = boxes[i]
-            if b is not None:
-                x1, y1, x2, y2 = b
-                if not (0 <= x1 < x2 <= img.width + 1 and 0 <= y1 < y2 <= img.height + 1):
-                    raise ImageLoadError(f"query box {b} lies outside image {images[i].name} "
-                                         f"({img.width} x {img.height}); fix the ground truth")
-                img = img.crop((int(x1), int(y1), int(np.ceil(x2)), int(np.ceil(y2))))
-            return img
+            img, b = images[i].load(), boxes[i]
+            if b is None:
+                return img
+            x1, y1, x2, y2 = b
+            return img.crop((int(x1), int(y1), int(np.ceil(x2)), int(np.ceil(y2))))
 
         t = time.perf_counter()
-        out = self.store.get(dataset, [im.name for im in images], identities, self._config, load,
+        out = self.store.get(dataset, [im.name for im in images], identities, self.identity, load,
                              self.extractor, batch_size=self.cfg.batch_size,
                              num_workers=self.cfg.num_workers, what=what)
         self.seconds += time.perf_counter() - t
         return out
-
-
-def extractor_identity(backbone: DictConfig) -> dict:
-    """The store-key part of the backbone config, known without building the model."""
-    keys = (("max_keypoints", "root_sift", "contrast_threshold", "resize", "image_size",
-             "interpolation")
-            if backbone.source == "sift" else
-            ("source", "name", "layer", "relu", "weights", "resize", "image_size", "interpolation",
-             "mean", "std", "ceil_mode"))
-    node = OmegaConf.to_container(backbone, resolve=True)
-    return {"kind": "sift" if backbone.source == "sift" else "deep", **{k: node[k] for k in keys}}
 
 
 # ----------------------------------------------------------------------------- stages
@@ -241,7 +227,7 @@ def evaluate_config(cfg: DictConfig) -> Evaluation:
     postprocess_s = time.perf_counter() - t
 
     t = time.perf_counter()
-    rankings = rank(similarity(Qp, Xp))
+    rankings, _ = search(Qp, Xp)
     metrics = evaluate(dataset, rankings)
     search_s = time.perf_counter() - t
     aps = metrics.pop("aps")

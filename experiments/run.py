@@ -30,7 +30,7 @@ def aggregator_label(choice: str, overrides: list[str]) -> str:
     return f"{choice}({','.join(params)})" if params else choice
 
 
-def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path) -> dict:
+def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) -> dict:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     agg_params = {k: v for k, v in resolved["aggregator"].items() if k != "_target_"}
     return {
@@ -51,7 +51,7 @@ def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path) -> dict:
         "n_queries": len(ev.dataset.queries),
         "protocol": ev.dataset.protocol,
         "crop_queries": ev.dataset.crop_queries,
-        "config_hash": config_hash(resolved),
+        "config_hash": chash,
         "config": resolved,
         "versions": library_versions(),
         "job_dir": str(job_dir),
@@ -94,7 +94,7 @@ def run(cfg: DictConfig) -> dict | None:
     check_available(cfg, [d.strip() for d in str(swept.get("dataset", "")).split(",") if d.strip()])
     t = time.perf_counter()
     ev = evaluate_config(cfg)
-    record = build_record(cfg, ev, choices, job_dir)
+    record = build_record(cfg, ev, choices, job_dir, h)
     append_record(results, record)
     save_rankings(job_dir / "rankings.npz", ev, cfg.top_k)
     write_outputs(job_dir)

@@ -104,13 +104,6 @@ class DeepExtractor:
                    interpolation=cfg.interpolation, mean=list(cfg.mean), std=list(cfg.std),
                    ceil_mode=cfg.ceil_mode, device=device)
 
-    def config(self) -> dict:
-        """Everything that determines the features (hashed into the store key)."""
-        return {"kind": "deep", "source": self.source, "name": self.name, "layer": self.layer,
-                "relu": self.relu, "weights": self.weights_provenance, "resize": self.resize,
-                "image_size": self.image_size, "interpolation": self.interpolation,
-                "mean": self.mean, "std": self.std, "ceil_mode": self.ceil_mode}
-
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """(3, H, W) float32 in [0, 1] after the resize policy."""
         size = resized_size(image.width, image.height, self.resize, self.image_size)

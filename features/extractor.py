@@ -9,12 +9,27 @@ from features.local_features import LocalFeatures
 
 
 class Extractor(Protocol):
-    """Images -> LocalFeatures. ``config()`` returns every setting that determines the features
-    (it is hashed into the feature-store key, so it must change when the output can change)."""
-
-    def config(self) -> dict: ...
+    """Images -> LocalFeatures, in order."""
 
     def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]: ...
+
+
+#: backbone config keys that determine the features, by kind (the feature-store key hashes them)
+IDENTITY_KEYS = {
+    "deep": ("source", "name", "layer", "relu", "weights", "resize", "image_size", "interpolation",
+             "mean", "std", "ceil_mode"),
+    "sift": ("max_keypoints", "root_sift", "contrast_threshold", "resize", "image_size",
+             "interpolation"),
+}
+
+
+def extractor_identity(cfg) -> dict:
+    """The settings of a ``backbone`` config that determine its features, known without building
+    the model (so stored features are found without loading any weights)."""
+    from omegaconf import OmegaConf
+    node = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    kind = "sift" if node["source"] == "sift" else "deep"
+    return {"kind": kind, **{k: node[k] for k in IDENTITY_KEYS[kind]}}
 
 
 def build_extractor(cfg, device: str = "cpu") -> Extractor:

@@ -51,12 +51,6 @@ class SiftExtractor:
         self.contrast_threshold = float(contrast_threshold)
         self._sift = cv2.SIFT_create(contrastThreshold=self.contrast_threshold)
 
-    def config(self) -> dict:
-        """Everything that determines the features."""
-        return {"kind": "sift", "max_keypoints": self.max_keypoints, "root_sift": self.root_sift,
-                "resize": self.resize, "image_size": self.image_size,
-                "interpolation": self.interpolation, "contrast_threshold": self.contrast_threshold}
-
     def preprocess(self, image: Image.Image) -> np.ndarray:
         """(H, W) uint8 grayscale after the resize policy."""
         size = resized_size(image.width, image.height, self.resize, self.image_size)

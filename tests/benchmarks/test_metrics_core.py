@@ -54,3 +54,17 @@ def test_precision_at_k_revisitop_convention():
     assert precision_at_k(ranks, 1) == 1.0
     assert precision_at_k(ranks, 5) == pytest.approx(2 / 3)  # k capped at the last positive (3)
     assert precision_at_k(np.array([], dtype=int), 5) == 0.0
+
+
+def test_chunked_search_equals_one_full_ranking():
+    from benchmarks.search import search, similarity
+    rng = np.random.default_rng(0)
+    q, x = rng.normal(size=(7, 5)), rng.normal(size=(30, 5))
+    x[3] = x[4]                                        # a tie: database order decides
+    full = rank(similarity(q, x))
+    idx, val = search(q, x, chunk=3)
+    np.testing.assert_array_equal(idx, full)
+    top, top_val = search(q, x, k=4, chunk=2)
+    np.testing.assert_array_equal(top, full[:, :4])
+    np.testing.assert_allclose(top_val, np.take_along_axis(q.astype(np.float32) @ x.T.astype(np.float32), full[:, :4], 1), rtol=1e-5)
+    assert (np.flatnonzero(full[0] == 3) < np.flatnonzero(full[0] == 4)).all()

@@ -60,10 +60,21 @@ def test_blank_image_gives_empty_features_that_aggregators_reject():
         SumPooling().fit([f])
 
 
-def test_config_names_every_setting_and_bad_settings_fail():
-    cfg = SiftExtractor(max_keypoints=7, root_sift=False, resize="square", image_size=99).config()
-    assert cfg == {"kind": "sift", "max_keypoints": 7, "root_sift": False, "resize": "square",
-                   "image_size": 99, "interpolation": "bilinear", "contrast_threshold": 0.04}
+def test_store_identity_covers_every_sift_setting_and_bad_settings_fail():
+    from dataclasses import asdict, replace
+
+    from experiments.config import BackboneConfig
+    from features.extractor import extractor_identity
+    from features.store import store_key
+    base = BackboneConfig(source="sift", name="sift")
+    ident = extractor_identity(asdict(base))
+    assert ident == {"kind": "sift", "max_keypoints": 1000, "root_sift": True, "contrast_threshold": 0.04,
+                     "resize": "max_side", "image_size": 384, "interpolation": "bilinear"}
+    key = store_key(ident, ["a"], "float16")
+    for change in ({"contrast_threshold": 0.01}, {"max_keypoints": 7}, {"root_sift": False}):
+        assert store_key(extractor_identity(asdict(replace(base, **change))), ["a"], "float16") != key
+    # deep-only settings do not split the SIFT store
+    assert extractor_identity(asdict(replace(base, layer="other"))) == ident
     with pytest.raises(ValueError, match="max_keypoints"):
         SiftExtractor(max_keypoints=0)
     with pytest.raises(ValueError, match="resize"):
@@ -74,7 +85,7 @@ def test_store_round_trip_keeps_sparse_features(tmp_path, photo):
     ext = SiftExtractor(max_keypoints=100)
     images = [photo, Image.new("RGB", (64, 64), (0, 0, 0)), photo.rotate(90)]
     stored = FeatureStore(tmp_path, dtype="float32").get(
-        "toy", ["a", "b", "c"], ["a", "b", "c"], ext.config(), lambda i: images[i], lambda: ext,
+        "toy", ["a", "b", "c"], ["a", "b", "c"], {"kind": "sift"}, lambda i: images[i], lambda: ext,
         progress=False)
     direct = ext(images)
     assert [f.n for f in stored] == [f.n for f in direct] and stored[1].n == 0
