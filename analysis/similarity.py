@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from scipy.spatial import cKDTree
 
+from aggregators import L2
 from features.local_features import LocalFeatures, grid_positions
 
 SIMILARITIES = ("cosine", "dot")
@@ -164,15 +165,10 @@ def gather_pairs(features: Sequence[LocalFeatures], pairs: np.ndarray) -> tuple[
 
 
 # ----------------------------------------------------------------------------- similarity
-def l2_normalise(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    x = np.asarray(x, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), eps)
-
-
 def pair_similarity(A: np.ndarray, B: np.ndarray, kind: str = "cosine") -> np.ndarray:
     """(m,) similarity of row pairs: ``cosine`` (of L2-normalised rows) or the raw ``dot``."""
     if kind == "cosine":
-        A, B = l2_normalise(A), l2_normalise(B)
+        A, B = L2().transform(A), L2().transform(B)
     elif kind != "dot":
         raise ValueError(f"similarity kind {kind!r}: expected one of {SIMILARITIES}")
     return np.einsum("ij,ij->i", np.asarray(A, np.float64), np.asarray(B, np.float64))

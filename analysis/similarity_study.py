@@ -13,10 +13,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import make_pipeline
 
 from aggregators import L2, PCAWhitening, SumPooling
 from analysis.similarity import (estimate_homography, feature_pairs, gather_pairs,
-                                 grid_correspondences, keypoint_correspondences, l2_normalise,
+                                 grid_correspondences, keypoint_correspondences,
                                  pair_similarity, random_feature_pairs, separation, view_to_view)
 from benchmarks.base import RetrievalDataset
 from features import LocalFeatures
@@ -184,11 +185,10 @@ def image_samples(descriptors: np.ndarray, pairs: ImagePairs,
 
 
 def fit_whitening(X: np.ndarray, dim: int | None) -> Callable[[np.ndarray], np.ndarray]:
-    """L2 -> PCA-whitening (aggregators.PCAWhitening, fitted on the rows of X) -> L2, as a function."""
-    X = l2_normalise(X[~np.isnan(X).any(axis=1)])
+    """L2 -> PCA-whitening -> L2 (the retrieval runs' chain), fitted on the rows of X."""
+    X = X[~np.isnan(X).any(axis=1)]
     dim = None if dim is None else min(dim, X.shape[1], len(X) - 1)
-    pca = PCAWhitening(dim=dim, whiten=True).fit(X)
-    return lambda Y: L2().transform(pca.transform(l2_normalise(Y)))
+    return make_pipeline(L2(), PCAWhitening(dim=dim, whiten=True), L2()).fit(X).transform
 
 
 def separation_table(samples: Samples, bins: int = 100) -> pd.DataFrame:
