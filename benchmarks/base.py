@@ -8,16 +8,14 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 
+from benchmarks.errors import ImageLoadError
+
 #: protocols understood by ``benchmarks.evaluation.evaluate``
 PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
 
 #: PIL transposes for counter-clockwise turns
 _TURNS = {0: None, 90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,
           270: Image.Transpose.ROTATE_270}
-
-
-class ImageLoadError(RuntimeError):
-    """An image that cannot be read; the message names the file and what to do."""
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,49 @@
-"""The error dataset loaders raise for missing, incomplete or malformed benchmark files."""
+"""The project's error types: bad input that a user can fix, each message naming the file or the
+setting and what to do. Apps catch ``DeepaggError`` and print one line (exit code 2); any other
+exception is a bug and keeps its traceback (exit code 1).
+
+They live here, on the ground floor, so that every layer can raise them: ``features`` and
+``aggregators`` import ``benchmarks.errors``, never the other way round.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class DatasetError(ValueError):
+class DeepaggError(Exception):
+    """Base of every error caused by input (a setting, a file, a dataset) rather than by a bug."""
+
+
+class ParameterError(DeepaggError, ValueError):
+    """A constructor argument (hyper-parameter, extractor or store setting) that cannot work.
+
+    ``param`` is the argument's name, which is also its config key inside its group; the apps
+    prefix the group (``aggregator.p``, ``rerank.k``, ``backbone.image_size``).
+    """
+
+    def __init__(self, param: str, value, reason: str, owner: str = ""):
+        self.param, self.value, self.reason, self.owner = param, value, reason, owner
+        who = f"{owner} " if owner else ""
+        super().__init__(f"{who}{param}={value!r}: {reason}")
+
+    def with_prefix(self, prefix: str) -> "ParameterError":
+        """The same error with the config path ``prefix.param`` (e.g. ``aggregator``)."""
+        out = ParameterError(f"{prefix}.{self.param}" if prefix else self.param, self.value,
+                             self.reason, self.owner)
+        out.__cause__ = self.__cause__
+        return out
+
+
+class DatasetError(DeepaggError, ValueError):
     """A dataset that cannot be loaded as configured; the message names the file and the fix."""
+
+
+class ImageLoadError(DeepaggError, RuntimeError):
+    """An image that cannot be read or is unusable; the message names the file and what to do."""
+
+
+class StoreError(DeepaggError, RuntimeError):
+    """The feature store cannot be read or written (full disk, foreign layout, permissions)."""
 
 
 def missing_root(dataset: str, root: Path, layout: str, download: str | None) -> DatasetError:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from benchmarks.base import ImageLoadError
-from benchmarks.errors import DatasetError
+from benchmarks.errors import DatasetError, ImageLoadError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
