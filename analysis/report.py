@@ -20,7 +20,7 @@ import pandas as pd
 
 from analysis import plots
 from analysis.tables import ablation_table, records_frame, to_markdown, write_ablation
-from experiments.records import gather, read_records
+from analysis.records import gather, read_records
 
 log = logging.getLogger("deepagg")
 ASSETS = "report_files"

@@ -17,7 +17,7 @@ class GatherResults(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from analysis.tables import format_table, records_frame
         from experiments.run import write_outputs
-        from experiments.records import gather
+        from analysis.records import gather
         sweep_dir = Path(config.hydra.sweep.dir)
         records = gather(sweep_dir)
         if not records:

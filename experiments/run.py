@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import register
-from experiments.records import append_record, config_hash, library_versions, read_records
+from analysis.records import append_record, config_hash, library_versions, read_records
 
 log = logging.getLogger("deepagg")
 register()
@@ -70,7 +70,7 @@ def write_outputs(job_dir: Path) -> None:
     """results.csv, table.md and comparison.png from every record in ``job_dir``."""
     from analysis.plots import comparison_plot
     from analysis.tables import records_frame, write_tables
-    from experiments.records import gather
+    from analysis.records import gather
     records = gather(job_dir)
     if not records:
         return
