@@ -9,6 +9,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.errors import ImageLoadError
+from benchmarks.imagefiles import decode_image, decoded_as_before, file_stamp
 
 #: protocols understood by ``benchmarks.evaluation.evaluate``
 PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
@@ -44,26 +45,27 @@ class ImageRef:
             raise ValueError(f"image {self.name!r}: rotation {self.rotate} is not a multiple of 90 degrees")
 
     def load(self) -> Image.Image:
-        """The image as RGB PIL (rotated by ``rotate``), or ImageLoadError naming the file."""
+        """The image as 8-bit RGB PIL: upright by its EXIF orientation, then turned by ``rotate``;
+        ImageLoadError names the file when it cannot be decoded."""
         im = self._load_unrotated()
         turn = _TURNS[self.rotate % 360]
         return im if turn is None else im.transpose(turn)
+
+    def stamp(self) -> str:
+        """What shows that the image's file was replaced (its size and mtime); "" for rendered
+        images, whose ``signature`` already determines them."""
+        return "" if self.path is None or self.render is not None else file_stamp(self.path)
+
+    def decoded_as_before(self) -> bool:
+        """Whether versions before the EXIF / 16-bit decoding fixes saw the same pixels."""
+        return self.path is None or self.render is not None or decoded_as_before(self.path)
 
     def _load_unrotated(self) -> Image.Image:
         if self.render is not None:
             return self.render().convert("RGB")
         if self.path is None:
             raise ImageLoadError(f"image {self.name!r} has neither a path nor a renderer")
-        try:
-            with Image.open(self.path) as im:
-                im.load()
-                return im.convert("RGB")
-        except FileNotFoundError:
-            raise ImageLoadError(f"image file {self.path} does not exist; check the dataset root "
-                                 "and that every listed image is present") from None
-        except (OSError, SyntaxError, ValueError) as e:
-            raise ImageLoadError(f"cannot read image {self.path} ({e}); the file is corrupt or "
-                                 "truncated: replace it with a good copy (re-download the dataset)") from e
+        return decode_image(self.path)
 
 
 @dataclass(frozen=True)

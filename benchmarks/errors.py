@@ -34,6 +34,11 @@ class ParameterError(DeepaggError, ValueError):
         return out
 
 
+class ConfigError(DeepaggError, ValueError):
+    """A setting that cannot work (a name that is no config, a combination that contradicts
+    itself); the message names the key and what to do."""
+
+
 class DatasetError(DeepaggError, ValueError):
     """A dataset that cannot be loaded as configured; the message names the file and the fix."""
 

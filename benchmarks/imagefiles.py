@@ -1,10 +1,12 @@
-"""Image files on disk: finding them by name and reading their size without decoding."""
+"""Image files on disk: finding them by name, decoding them right (EXIF orientation, 16-bit and
+float modes, decompression bombs named), their size and their stamp."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
+from PIL import Image, ImageOps
 
 from benchmarks.errors import DatasetError, ImageLoadError
 
@@ -67,14 +69,91 @@ class ImageIndex:
         return self.folder / rel
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the file header, without decoding the pixels."""
+#: EXIF orientations (tag 0x0112) that swap width and height
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+#: modes Pillow's convert("RGB") gets wrong (16/32-bit integers clip to white, floats too)
+_WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+
+
+def _open_error(path: Path, e: BaseException) -> ImageLoadError:
+    if isinstance(e, FileNotFoundError):
+        return ImageLoadError(f"image file {path} does not exist; check the dataset root and that "
+                              "every listed image is present")
+    if isinstance(e, Image.DecompressionBombError):
+        return ImageLoadError(f"image {path} is larger than Pillow's decompression-bomb limit "
+                              f"({Image.MAX_IMAGE_PIXELS:,} pixels), so it was not decoded ({e}); "
+                              "if the file is genuine, downscale it")
+    return ImageLoadError(f"cannot read image {path} ({e}); the file is corrupt or truncated: "
+                          "replace it with a good copy (re-download the dataset)")
+
+
+def exif_orientation(im: Image.Image) -> int:
+    """The EXIF orientation tag (1..8) of an opened image; 1 when absent or invalid."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - a malformed EXIF block must not stop decoding
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """8-bit RGB of any Pillow mode. 16-bit integer images are scaled by 255 / 65535 (Pillow's own
+    conversion clips them to white); 32-bit integer images by 255 / 65535 when their values fit
+    16 bits, else by their maximum; float images are taken as [0, 1] when their maximum is <= 1,
+    else clipped to [0, 255]. Alpha is dropped, as before."""
+    if im.mode not in _WIDE_MODES:
+        return im.convert("RGB")
+    a = np.asarray(im, dtype=np.float64)
+    if im.mode == "F":
+        a = a * 255.0 if np.nanmax(a, initial=0.0) <= 1.0 else a
+    else:
+        peak = float(a.max(initial=0.0))
+        a = a * (255.0 / (65535.0 if peak <= 65535 else peak))
+    gray = np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8)
+    return Image.fromarray(gray).convert("RGB")
+
+
+def decode_image(path: Path) -> Image.Image:
+    """The file as 8-bit RGB, upright by its EXIF orientation; ImageLoadError names the file."""
     try:
         with Image.open(path) as im:
-            return im.size
+            im.load()
+            upright = ImageOps.exif_transpose(im) if exif_orientation(im) != 1 else im
+            return to_rgb(upright)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise _open_error(path, e) from e
+
+
+def decoded_as_before(path: Path) -> bool:
+    """Whether versions before the EXIF and 16-bit fixes decoded this file to the same pixels
+    (no EXIF rotation, an 8-bit mode); reads the header only. Unreadable files count as changed."""
+    try:
+        with Image.open(path) as im:
+            return exif_orientation(im) == 1 and im.mode not in _WIDE_MODES
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+
+
+def file_stamp(path: Path) -> str:
+    """``size-mtime_ns`` of a file: what shows that it was replaced."""
+    try:
+        st = os.stat(path)
     except FileNotFoundError:
-        raise ImageLoadError(f"image file {path} does not exist") from None
-    except (OSError, SyntaxError, ValueError) as e:
+        raise _open_error(Path(path), FileNotFoundError()) from None
+    except OSError as e:
+        raise ImageLoadError(f"cannot read image file {path} ({e})") from e
+    return f"{st.st_size}-{st.st_mtime_ns}"
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the upright image (EXIF orientation applied), from the file header."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            return (h, w) if exif_orientation(im) in _SWAPPING_ORIENTATIONS else (w, h)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        if isinstance(e, (FileNotFoundError, Image.DecompressionBombError)):
+            raise _open_error(Path(path), e) from None
         raise ImageLoadError(f"cannot read the header of image {path} ({e}); the file is corrupt: "
                              "replace it with a good copy (re-download the dataset)") from e
 

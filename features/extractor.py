@@ -1,7 +1,12 @@
-"""What every local-feature extractor provides, and the factory that builds one from config."""
+"""What every local-feature extractor provides, its store identity, and building one from config.
+
+A ``backbone`` config names its class with ``_target_`` (features.deep.DeepExtractor,
+features.sift.SiftExtractor, or your own) and lists its constructor arguments; ``device``,
+``precision`` and ``decode`` come from the run.
+"""
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
 
 from PIL import Image
 
@@ -9,36 +14,74 @@ from features.local_features import LocalFeatures
 
 
 class Extractor(Protocol):
-    """Images -> LocalFeatures, in order."""
+    """Images -> LocalFeatures, split for the input pipeline (features/input_pipeline.py).
+
+    kind:       a short name of the feature type ("deep", "sift") for records and tables.
+    preparer(): a picklable callable, image (PIL, or an item with ``load()``) -> prepared item;
+                runs in the loader's worker processes.
+    batch_key(prepared): prepared items with equal keys may share one ``run`` call.
+    run(batch): prepared items -> their LocalFeatures, in order.
+    __call__(images): the whole chain for a list of PIL images (scripts, tests).
+    """
+
+    kind: str
+
+    def preparer(self) -> Callable[[Any], Any]: ...
+
+    def batch_key(self, prepared: Any) -> Hashable: ...
+
+    def run(self, batch: Sequence[Any]) -> list[LocalFeatures]: ...
 
     def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]: ...
 
 
-#: backbone config keys that determine the features, by kind (the feature-store key hashes them)
-IDENTITY_KEYS = {
-    "deep": ("source", "name", "layer", "relu", "weights", "resize", "image_size", "interpolation",
-             "mean", "std", "ceil_mode"),
-    "sift": ("max_keypoints", "root_sift", "contrast_threshold", "resize", "image_size",
-             "interpolation"),
-}
+#: run settings that change features; each enters the store identity only when it differs from
+#: this value, which reproduces the features of versions that did not have the setting
+RUN_SETTINGS = {"precision": "fp32", "decode": "pil"}
+#: ``_target_`` -> the ``kind`` the store identity of earlier versions used (keeps their stores)
+_IDENTITY_KINDS = {"features.deep.DeepExtractor": "deep", "features.sift.SiftExtractor": "sift"}
 
 
-def extractor_identity(cfg) -> dict:
-    """The settings of a ``backbone`` config that determine its features, known without building
-    the model (so stored features are found without loading any weights)."""
+def _plain(cfg) -> dict:
     from omegaconf import OmegaConf
-    node = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-    kind = "sift" if node["source"] == "sift" else "deep"
-    return {"kind": kind, **{k: node[k] for k in IDENTITY_KEYS[kind]}}
+    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
 
 
-def build_extractor(cfg, device: str = "cpu") -> Extractor:
-    """Build the extractor of a ``backbone`` config (experiments/config.py BackboneConfig)."""
-    if cfg.source == "sift":
-        from features.sift import SiftExtractor
-        return SiftExtractor(max_keypoints=cfg.max_keypoints, root_sift=cfg.root_sift,
-                             resize=cfg.resize, image_size=cfg.image_size,
-                             interpolation=cfg.interpolation,
-                             contrast_threshold=cfg.contrast_threshold)
-    from features.deep import DeepExtractor
-    return DeepExtractor.from_config(cfg, device=device)
+def extractor_identity(cfg, **run_settings) -> dict:
+    """What determines the features of a ``backbone`` config, known without building the model:
+    every key of the resolved config but ``_target_`` (which becomes ``kind``), plus the run
+    settings of ``RUN_SETTINGS`` that differ from their defaults."""
+    node = _plain(cfg)
+    target = node.pop("_target_", None)
+    if target is None:
+        raise ValueError("a backbone config needs a _target_ (e.g. features.deep.DeepExtractor)")
+    identity = {"kind": _IDENTITY_KINDS.get(target, target), **node}
+    for key, value in run_settings.items():
+        if key not in RUN_SETTINGS:
+            raise ValueError(f"unknown run setting {key!r} for the extractor identity")
+        if value != RUN_SETTINGS[key]:
+            identity[key] = value
+    return identity
+
+
+def feature_kind(cfg) -> str:
+    """"deep", "sift", or the ``_target_`` of another extractor: without importing it."""
+    target = _plain(cfg).get("_target_", "")
+    return _IDENTITY_KINDS.get(target, target)
+
+
+def build_extractor(cfg, device: str = "cpu", precision: str = "fp32",
+                    decode: str = "pil") -> Extractor:
+    """Instantiate a ``backbone`` config on ``device``."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+
+    from benchmarks.errors import DeepaggError
+    node: Mapping = _plain(cfg)
+    try:
+        return instantiate(node, device=device, precision=precision, decode=decode)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, DeepaggError):
+            raise cause from None
+        raise

@@ -4,16 +4,20 @@ Positions are keypoint centres in continuous normalised coordinates: pixel (colu
 [i, i + 1), so an OpenCV keypoint at x (pixel centres at integers) sits at (x + 0.5) / width.
 That is the convention of ``grid_positions`` and it survives resizing: the position is the same
 fraction of the original image.
+
+The whole extraction is the picklable ``preparer()``, so the input pipeline runs it in its worker
+processes (SIFT is CPU work that parallelises over images); ``run`` only passes results on.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Sequence
 
-import cv2
 import numpy as np
 from PIL import Image
 
-from features.deep import _INTERP, RESIZE_POLICIES, resized_size
+from benchmarks.errors import ParameterError
+from features.deep import _INTERP, check_resize_settings, resized_size
 from features.local_features import LocalFeatures
 
 SIFT_DIM = 128
@@ -26,32 +30,22 @@ def root_sift(descriptors: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     return np.sqrt(d / np.maximum(np.abs(d).sum(axis=1, keepdims=True), eps))
 
 
-class SiftExtractor:
-    """PIL images -> sparse LocalFeatures: the ``max_keypoints`` strongest SIFT keypoints
-    (by detector response) of the grayscale image after the resize policy of the deep extractors.
+@dataclass
+class SiftFeatures:
+    """Picklable: image -> LocalFeatures of its strongest SIFT keypoints (the whole extraction)."""
 
-    ``contrast_threshold`` is OpenCV's detector threshold (its default 0.04); lower values find
-    keypoints on smooth, low-contrast images. An image without keypoints gives an empty
-    LocalFeatures (0, 128), which aggregators reject.
-    """
+    max_keypoints: int
+    root_sift: bool
+    resize: str
+    image_size: int
+    interpolation: str
+    contrast_threshold: float
+    _sift: Any = field(default=None, init=False, repr=False, compare=False)
 
-    def __init__(self, max_keypoints: int = 1000, root_sift: bool = True, resize: str = "max_side",
-                 image_size: int = 384, interpolation: str = "bilinear",
-                 contrast_threshold: float = 0.04):
-        if max_keypoints < 1:
-            raise ValueError(f"backbone.max_keypoints={max_keypoints}: must be >= 1")
-        if resize not in RESIZE_POLICIES:
-            raise ValueError(f"backbone.resize={resize!r}: expected one of {RESIZE_POLICIES}")
-        if interpolation not in _INTERP:
-            raise ValueError(f"backbone.interpolation={interpolation!r}: expected one of {list(_INTERP)}")
-        self.max_keypoints, self.root_sift = int(max_keypoints), bool(root_sift)
-        if not contrast_threshold >= 0:
-            raise ValueError(f"backbone.contrast_threshold={contrast_threshold}: must be >= 0")
-        self.resize, self.image_size, self.interpolation = resize, int(image_size), interpolation
-        self.contrast_threshold = float(contrast_threshold)
-        self._sift = cv2.SIFT_create(contrastThreshold=self.contrast_threshold)
+    def __getstate__(self):  # the OpenCV object is made anew in each process
+        return {k: v for k, v in self.__dict__.items() if k != "_sift"} | {"_sift": None}
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
+    def gray(self, image: Image.Image) -> np.ndarray:
         """(H, W) uint8 grayscale after the resize policy."""
         size = resized_size(image.width, image.height, self.resize, self.image_size)
         if size != image.size:
@@ -60,6 +54,9 @@ class SiftExtractor:
 
     def extract(self, gray: np.ndarray) -> LocalFeatures:
         """LocalFeatures of one (H, W) uint8 image: descriptors (n, 128) float32, n <= max_keypoints."""
+        import cv2
+        if self._sift is None:
+            self._sift = cv2.SIFT_create(contrastThreshold=self.contrast_threshold)
         empty = LocalFeatures(np.zeros((0, SIFT_DIM), np.float32), np.zeros((0, 2), np.float32))
         keypoints = self._sift.detect(gray, None)
         if not keypoints:
@@ -75,6 +72,61 @@ class SiftExtractor:
         desc = root_sift(desc) if self.root_sift else desc.astype(np.float32)
         return LocalFeatures(desc, positions)
 
+    def __call__(self, image) -> LocalFeatures:
+        """``image``: a PIL image, or an item with ``load()`` (the input pipeline's)."""
+        if not isinstance(image, Image.Image):
+            image = image.load()
+        return self.extract(self.gray(image))
+
+
+class SiftExtractor:
+    """PIL images -> sparse LocalFeatures: the ``max_keypoints`` strongest SIFT keypoints
+    (by detector response) of the grayscale image after the resize policy of the deep extractors.
+
+    ``contrast_threshold`` is OpenCV's detector threshold (its default 0.04); lower values find
+    keypoints on smooth, low-contrast images. An image without keypoints gives an empty
+    LocalFeatures (0, 128), which aggregators reject.
+    """
+
+    kind: ClassVar[str] = "sift"
+
+    def __init__(self, max_keypoints: int = 1000, root_sift: bool = True, resize: str = "max_side",
+                 image_size: int = 384, interpolation: str = "bilinear",
+                 contrast_threshold: float = 0.04, device: str = "cpu", precision: str = "fp32",
+                 decode: str = "pil"):
+        if isinstance(max_keypoints, bool) or not isinstance(max_keypoints, int) or max_keypoints < 1:
+            raise ParameterError("max_keypoints", max_keypoints, "must be an integer >= 1", "SiftExtractor")
+        check_resize_settings("SiftExtractor", resize, image_size, interpolation)
+        if not contrast_threshold >= 0:
+            raise ParameterError("contrast_threshold", contrast_threshold, "must be >= 0", "SiftExtractor")
+        if precision != "fp32" or decode != "pil":
+            raise ParameterError("precision" if precision != "fp32" else "decode",
+                                 precision if precision != "fp32" else decode,
+                                 "SIFT runs in OpenCV on the CPU: only fp32 / pil apply", "SiftExtractor")
+        self.max_keypoints, self.root_sift = int(max_keypoints), bool(root_sift)
+        self.resize, self.image_size, self.interpolation = resize, int(image_size), interpolation
+        self.contrast_threshold = float(contrast_threshold)
+        self._features = self.preparer()
+
+    def preparer(self) -> SiftFeatures:
+        return SiftFeatures(self.max_keypoints, self.root_sift, self.resize, self.image_size,
+                            self.interpolation, self.contrast_threshold)
+
+    @staticmethod
+    def batch_key(prepared) -> Any:
+        return None
+
+    @staticmethod
+    def run(batch: Sequence[LocalFeatures]) -> list[LocalFeatures]:
+        return list(batch)
+
+    def preprocess(self, image: Image.Image) -> np.ndarray:
+        """(H, W) uint8 grayscale after the resize policy."""
+        return self._features.gray(image)
+
+    def extract(self, gray: np.ndarray) -> LocalFeatures:
+        return self._features.extract(gray)
+
     def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]:
         """LocalFeatures of each image, in order."""
-        return [self.extract(self.preprocess(im)) for im in images]
+        return [self._features(im) for im in images]

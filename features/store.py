@@ -1,31 +1,56 @@
 """The local-feature store: each (image list, extractor config) is extracted once, kept on disk,
-and memory-mapped on read.
+checked, and memory-mapped on read. Any number of processes (launcher jobs, machines on a shared
+filesystem) may fill and read one entry at the same time.
 
-Layout: ``root/<dataset>/<key>/`` with ``manifest.json`` and chunk folders ``chunk_00000/``, each
-holding ``descriptors.npy`` (sum of n_i, d), ``positions.npy`` (sum of n_i, 2), ``index.npy``
-(images in chunk, 4: start, count, grid h, grid w; h = w = -1 without a grid) and ``names.json``.
-A chunk is written into a ``.tmp`` folder and renamed into place, so a killed run leaves either a
-whole chunk or none; leftover ``.tmp`` folders are removed and the extraction resumes at the first
-missing chunk.
+Layout of an entry, ``root/<dataset>/<key>/``:
+
+- ``manifest.json``: the entry's layout (``n_images``, ``chunk_size``, ``dtype``, the extractor
+  config). The first writer creates it; afterwards it is the authority on the layout: a run asking
+  for another ``store.chunk_size`` uses the manifest's.
+- ``chunk_00000/`` ...: ``descriptors.npy`` (sum of n_i, d), ``positions.npy`` (sum of n_i, 2),
+  ``index.npy`` (images, 4: start, count, grid h, grid w; h = w = -1 without a grid) and
+  ``record.json``: the image names, each image's stamp (file size and modification time, so a
+  replaced file is noticed), and every file's size, shape, dtype and CRC-32. The record is written
+  last into a private temporary folder that is then renamed into place, so a chunk is either whole
+  or absent, whatever is killed when.
+- ``locks/chunk_00000.lock``: one lock per chunk (``filelock``; fcntl locks, which the kernel
+  releases when a process dies, also over NFS). A writer takes a chunk's lock, checks again that the
+  chunk is still missing, extracts and commits it; chunks locked by others are skipped and waited
+  for at the end, so N processes share one extraction and each chunk is extracted once.
+- ``set_aside/``: chunks that failed a check (truncated, overwritten, foreign, stale), moved away
+  with a warning naming them, then re-extracted. Nothing is deleted but debris of killed writers.
+
+Checks: sizes, shapes, dtype, names and image stamps of every chunk when an entry is opened (cheap);
+each chunk's CRC-32 the first time a process reads it (``verify_checksums``; about 2.8 GB/s here,
+measured, against a disk read that is slower); everything with ``deepagg-store verify``. Chunks of
+earlier versions (no ``record.json``) are checked, given a record and kept.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import shutil
-from concurrent.futures import ThreadPoolExecutor
+import socket
+import time
+import uuid
+import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-from PIL import Image
 
+from benchmarks.errors import ParameterError, StoreError
 from features.local_features import LocalFeatures
 
 log = logging.getLogger(__name__)
 DTYPES = ("float16", "float32")
+FORMAT = 2
+ARRAYS = ("descriptors.npy", "positions.npy", "index.npy")
+RECORD = "record.json"
 
 
 def store_key(extractor_config: dict, identities: Sequence[str], dtype: str) -> str:
@@ -37,39 +62,159 @@ def store_key(extractor_config: dict, identities: Sequence[str], dtype: str) -> 
     return h.hexdigest()[:16]
 
 
+def file_crc32(path: Path, block: int = 1 << 24) -> int:
+    """CRC-32 of a file's bytes, read in 16 MiB blocks."""
+    crc = 0
+    with open(path, "rb") as f:
+        while data := f.read(block):
+            crc = zlib.crc32(data, crc)
+    return crc
+
+
+class ChunkInvalid(Exception):
+    """A chunk that must not be used; ``str`` says why."""
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """What chunk ``index`` of an entry must hold: images [lo, hi) with these names and stamps."""
+
+    index: int
+    lo: int
+    hi: int
+    names: tuple[str, ...]
+    stamps: tuple[str, ...]
+
+
+def check_chunk(path: Path, spec: ChunkSpec, dtype: str, checksums: bool = False) -> dict:
+    """The chunk's record after checking it against ``spec``; ChunkInvalid says what is wrong.
+
+    Always: the record parses, names and stamps match, every file exists with the recorded size,
+    shape and dtype. With ``checksums``: every file's CRC-32 too.
+    """
+    rec_path = path / RECORD
+    try:
+        record = json.loads(rec_path.read_text())
+    except FileNotFoundError:
+        raise ChunkInvalid(f"{RECORD} is missing") from None
+    except (OSError, ValueError) as e:
+        raise ChunkInvalid(f"{RECORD} is unreadable ({e})") from None
+    if record.get("format") != FORMAT:
+        raise ChunkInvalid(f"{RECORD} has format {record.get('format')!r}, expected {FORMAT}")
+    if tuple(record.get("names", ())) != spec.names:
+        raise ChunkInvalid("it holds other images than this entry lists at its position "
+                           "(copied from another chunk or entry?)")
+    stamps = tuple(record.get("stamps", ()))
+    if stamps != spec.stamps:
+        changed = [n for n, a, b in zip(spec.names, stamps, spec.stamps) if a != b]
+        raise ChunkInvalid(f"image file(s) changed since extraction: {', '.join(changed[:5])}")
+    files = record.get("files", {})
+    for name in ARRAYS:
+        meta = files.get(name)
+        if meta is None:
+            raise ChunkInvalid(f"{RECORD} does not describe {name}")
+        f = path / name
+        try:
+            size = f.stat().st_size
+        except FileNotFoundError:
+            raise ChunkInvalid(f"{name} is missing") from None
+        if size != meta["bytes"]:
+            raise ChunkInvalid(f"{name} has {size} bytes, {meta['bytes']} were written")
+        shape, dt = _npy_header(f)
+        if list(shape) != meta["shape"] or dt != meta["dtype"]:
+            raise ChunkInvalid(f"{name} is {dt} {shape}, {meta['dtype']} {meta['shape']} were written")
+        if checksums and file_crc32(f) != meta["crc32"]:
+            raise ChunkInvalid(f"{name} does not match its checksum (overwritten or damaged)")
+    if files["descriptors.npy"]["dtype"] != dtype:
+        raise ChunkInvalid(f"descriptors are {files['descriptors.npy']['dtype']}, the entry is {dtype}")
+    n = spec.hi - spec.lo
+    index_shape = files["index.npy"]["shape"]
+    if index_shape != [n, 4]:
+        raise ChunkInvalid(f"index.npy describes {index_shape[0]} images, the chunk has {n}")
+    if files["descriptors.npy"]["shape"][0] != files["positions.npy"]["shape"][0]:
+        raise ChunkInvalid("descriptors.npy and positions.npy have different row counts")
+    return record
+
+
+def _npy_header(path: Path) -> tuple[tuple, str]:
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0,
+                    (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+            if read is None:
+                raise ValueError(f"unsupported .npy version {version}")
+            shape, _, dt = read(f)
+    except (OSError, ValueError) as e:
+        raise ChunkInvalid(f"{path.name} is not a readable .npy file ({e})") from None
+    return tuple(shape), np.dtype(dt).name
+
+
+def write_record(path: Path, spec: ChunkSpec) -> dict:
+    """Describe the arrays in ``path`` (sizes, shapes, dtypes, CRC-32) in its record.json."""
+    files = {}
+    for name in ARRAYS:
+        shape, dt = _npy_header(path / name)
+        files[name] = {"bytes": (path / name).stat().st_size, "shape": list(shape), "dtype": dt,
+                       "crc32": file_crc32(path / name)}
+    record = {"format": FORMAT, "names": list(spec.names), "stamps": list(spec.stamps),
+              "files": files, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "host": socket.gethostname(), "pid": os.getpid()}
+    _write_text(path / RECORD, json.dumps(record))
+    return record
+
+
 class StoredFeatures(Sequence[LocalFeatures]):
     """Read-only, memory-mapped LocalFeatures of a list of images, indexable like a list.
 
-    Only the small per-chunk indexes stay loaded; a chunk's arrays are mapped when one of its
-    images is read and unmapped once two other chunks have been read since, so streaming over a
-    large set keeps few of its pages resident.
+    Nothing per image stays loaded: a chunk's index and arrays are mapped when one of its images is
+    read, and unmapped once ``mapped_chunks`` other chunks have been read since. ``on_first_read(c)``
+    runs before chunk ``c`` is first mapped (the checksum check; it may replace the chunk).
     """
 
-    def __init__(self, chunk_dirs: list[Path], mapped_chunks: int = 2):
+    def __init__(self, chunk_dirs: list[Path], chunk_size: int, n_images: int,
+                 on_first_read: Callable[[int], None] | None = None, mapped_chunks: int = 2,
+                 entry: Path | None = None):
+        self.entry = entry          # the store entry (its name is the key): identifies the set
         self._dirs = list(chunk_dirs)
-        self._index = [np.load(d / "index.npy") for d in self._dirs]
-        self._where = [(c, j) for c, index in enumerate(self._index) for j in range(len(index))]
-        self._mapped: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._chunk_size = chunk_size
+        self._n = n_images
+        self._on_first_read = on_first_read
+        self._seen: set[int] = set()
+        self._mapped: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._max_mapped = max(1, mapped_chunks)
 
-    def _arrays(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+    def _arrays(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if c not in self._mapped:
+            if c not in self._seen:
+                if self._on_first_read is not None:
+                    self._on_first_read(c)
+                self._seen.add(c)
             if len(self._mapped) >= self._max_mapped:
                 self._mapped.pop(next(iter(self._mapped)))
             d = self._dirs[c]
-            self._mapped[c] = (np.load(d / "descriptors.npy", mmap_mode="r"),
-                               np.load(d / "positions.npy", mmap_mode="r"))
+            try:
+                self._mapped[c] = (np.load(d / "index.npy"),
+                                   np.load(d / "descriptors.npy", mmap_mode="r"),
+                                   np.load(d / "positions.npy", mmap_mode="r"))
+            except (OSError, ValueError) as e:
+                raise StoreError(f"cannot read stored chunk {d} ({e}); run again: the store checks "
+                                 "and re-extracts damaged chunks when it opens them") from e
         return self._mapped[c]
 
     def __len__(self) -> int:
-        return len(self._where)
+        return self._n
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
-        c, j = self._where[i]
-        desc, pos = self._arrays(c)
-        start, count, gh, gw = (int(v) for v in self._index[c][j])
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        c, j = divmod(int(i), self._chunk_size)
+        index, desc, pos = self._arrays(c)
+        start, count, gh, gw = (int(v) for v in index[j])
         grid = (gh, gw) if gh >= 0 else None
         return LocalFeatures(desc[start:start + count], pos[start:start + count], grid)
 
@@ -77,96 +222,325 @@ class StoredFeatures(Sequence[LocalFeatures]):
         return (self[i] for i in range(len(self)))
 
 
-class FeatureStore:
-    """On-disk local features under ``root``; ``dtype`` float16 (half the disk) or float32."""
+#: extract_chunks(claims, commit): extract the images [spec.lo, spec.hi) of every chunk spec that
+#: ``claims`` yields (lazily: each is locked when drawn) and call ``commit(spec, features)`` once a
+#: chunk's features are complete (features/input_pipeline.py does this with worker processes)
+ExtractChunks = Callable[[Iterator[ChunkSpec], Callable[[ChunkSpec, list[LocalFeatures]], None]], None]
 
-    def __init__(self, root: str | Path, dtype: str = "float16", chunk_size: int = 64):
+
+class FeatureStore:
+    """On-disk local features under ``root``.
+
+    dtype:            float16 (half the disk) or float32, for new entries.
+    chunk_size:       images per atomically written chunk, for new entries (an existing entry's
+                      manifest decides its own).
+    verify_checksums: check each chunk's CRC-32 the first time this process reads it.
+    """
+
+    def __init__(self, root: str | Path, dtype: str = "float16", chunk_size: int = 64,
+                 verify_checksums: bool = True):
         if dtype not in DTYPES:
-            raise ValueError(f"store.dtype={dtype!r}: expected one of {DTYPES}")
-        if chunk_size < 1:
-            raise ValueError(f"store.chunk_size={chunk_size}: must be >= 1")
+            raise ParameterError("dtype", dtype, f"expected one of {DTYPES}", "FeatureStore")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ParameterError("chunk_size", chunk_size, "must be an integer >= 1", "FeatureStore")
         self.root = Path(root).expanduser()
         self.dtype = dtype
         self.chunk_size = chunk_size
+        self.verify_checksums = verify_checksums
 
     def entry(self, dataset: str, key: str) -> Path:
         return self.root / dataset / key
 
+    # ------------------------------------------------------------------ opening
     def get(self, dataset: str, names: Sequence[str], identities: Sequence[str],
-            extractor_config: dict, load: Callable[[int], Image.Image],
-            extract: Callable[[], Callable[[Sequence[Image.Image]], list[LocalFeatures]]],
-            batch_size: int = 16, num_workers: int = 2, progress: bool = True,
-            what: str = "images") -> StoredFeatures:
-        """The features of ``names``: read from the store, extracting the missing chunks first.
+            stamps: Sequence[str], extractor_config: dict, extract_chunks: ExtractChunks, *,
+            adoptable: Callable[[int], bool] | None = None, shard: tuple[int, int] = (0, 1),
+            progress: bool = True, what: str = "images") -> StoredFeatures:
+        """The features of ``names``: checked, read from the store, missing chunks extracted first.
 
-        load(i) gives image i (PIL); extract() builds the extractor (called only when something
-        must be extracted). ``identities`` determine the key together with the extractor config.
+        identities: what determines each image's pixels (name, crop, rotation, render
+                    parameters); with the extractor config and dtype they make the entry's key.
+        stamps:     what shows that an image file changed (size, mtime); a chunk whose stamps
+                    differ is re-extracted.
+        extract_chunks(claims, commit): extracts the chunks it draws from ``claims`` (see
+                    ``ExtractChunks``); called only when something must be extracted.
+        adoptable(i): whether a chunk written by an earlier version may be kept for image i
+                    (False when today's decoder would give other pixels).
+        shard:      (index, count) of this process among processes sharing the extraction: where
+                    it starts in the list of chunks (every process still completes every chunk).
         """
+        n = len(names)
+        if not (len(identities) == len(stamps) == n):
+            raise ValueError("names, identities and stamps must have one entry per image")
         key = store_key(extractor_config, identities, self.dtype)
         entry = self.entry(dataset, key)
-        n = len(names)
-        n_chunks = (n + self.chunk_size - 1) // self.chunk_size
-        entry.mkdir(parents=True, exist_ok=True)
-        for tmp in entry.glob("*.tmp"):
+        try:
+            entry.mkdir(parents=True, exist_ok=True)
+            (entry / "locks").mkdir(exist_ok=True)
+        except OSError as e:
+            raise StoreError(f"cannot create the store entry {entry} ({e}); set store.root to a "
+                             "writable folder") from e
+        chunk_size = self._manifest(entry, dataset, n, extractor_config)
+        specs = [ChunkSpec(c, lo, min(n, lo + chunk_size), tuple(names[lo:lo + chunk_size]),
+                           tuple(stamps[lo:lo + chunk_size]))
+                 for c, lo in enumerate(range(0, n, chunk_size))]
+        writer = _Writer(self, dataset, entry, specs, extract_chunks, adoptable, progress, what)
+        missing = [s for s in specs if not writer.usable(s)]
+        if missing:
+            writer.fill(missing, shard)
+        else:
+            log.info("%s: %d %s read from the feature store (%s), no extraction", dataset, n, what,
+                     entry)
+        verified = writer.verified
+        on_first_read = None
+        if self.verify_checksums:
+            def on_first_read(c: int) -> None:
+                if specs[c].index not in verified:
+                    writer.ensure_intact(specs[c])
+        return StoredFeatures([entry / _chunk_name(s.index) for s in specs], chunk_size, n,
+                              on_first_read, entry=entry)
+
+    def _manifest(self, entry: Path, dataset: str, n: int, extractor_config: dict) -> int:
+        """The entry's chunk size, from its manifest (written now if absent)."""
+        path = entry / "manifest.json"
+        if not path.exists():
+            _write_text(path, json.dumps(
+                {"format": FORMAT, "dataset": dataset, "n_images": n, "chunk_size": self.chunk_size,
+                 "dtype": self.dtype, "extractor": extractor_config}, indent=1), exclusive=True)
+        try:
+            manifest = json.loads(path.read_text())
+            chunk_size, n_images, dtype = (manifest["chunk_size"], manifest["n_images"],
+                                           manifest["dtype"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise StoreError(f"the store manifest {path} is unreadable ({e}); move the entry "
+                             f"{entry} away (or delete it) and run again") from e
+        if n_images != n or dtype != self.dtype or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise StoreError(f"the store manifest {path} describes {n_images} {dtype} images in "
+                             f"chunks of {chunk_size}, but this entry's key is for {n} {self.dtype} "
+                             f"images: the entry is damaged or was copied; move it away and run again")
+        if chunk_size != self.chunk_size:
+            log.info("%s: the stored entry %s uses chunks of %d images (its manifest decides; "
+                     "store.chunk_size=%d applies to new entries)", dataset, entry, chunk_size,
+                     self.chunk_size)
+        return chunk_size
+
+
+class _Writer:
+    """Fills the missing chunks of one entry, sharing the work with other processes."""
+
+    def __init__(self, store: FeatureStore, dataset: str, entry: Path, specs: list[ChunkSpec],
+                 extract_chunks: ExtractChunks, adoptable, progress: bool, what: str):
+        self.store, self.dataset, self.entry, self.specs = store, dataset, entry, specs
+        self.extract_chunks, self.adoptable = extract_chunks, adoptable
+        self.progress, self.what = progress, what
+        self.verified: set[int] = set()   # chunks whose checksums this process has checked
+
+    def path(self, spec: ChunkSpec) -> Path:
+        return self.entry / _chunk_name(spec.index)
+
+    def lock(self, spec: ChunkSpec):
+        from filelock import FileLock
+        return FileLock(self.entry / "locks" / f"{_chunk_name(spec.index)}.lock")
+
+    # ------------------------------------------------------------------ checks
+    def usable(self, spec: ChunkSpec, checksums: bool = False) -> bool:
+        """Whether the chunk is present and passes the checks (without taking its lock)."""
+        path = self.path(spec)
+        if not path.is_dir():
+            return False
+        if not (path / RECORD).exists():
+            return False  # an earlier version's chunk: adopted (or replaced) under its lock
+        try:
+            check_chunk(path, spec, self.store.dtype, checksums)
+        except ChunkInvalid:
+            return False
+        if checksums:
+            self.verified.add(spec.index)
+        return True
+
+    def ensure_intact(self, spec: ChunkSpec) -> None:
+        """Check the chunk's checksums; a damaged chunk is set aside and re-extracted."""
+        if self.usable(spec, checksums=True):
+            return
+        self.fill([spec], (0, 1))
+
+    # ------------------------------------------------------------------ filling
+    def fill(self, missing: list[ChunkSpec], shard: tuple[int, int]) -> None:
+        """Make every chunk of ``missing`` whole, extracting those that no other process is
+        writing; then wait for the others (and take over any whose writer died)."""
+        index, count = shard
+        start = (index * len(missing)) // max(count, 1)
+        pending = missing[start:] + missing[:start]
+        n_todo = sum(s.hi - s.lo for s in pending)
+        log.info("%s: extracting up to %d %s into %s (%d of %d chunks missing or to check)",
+                 self.dataset, n_todo, self.what, self.entry, len(pending), len(self.specs))
+        bar = _progress(n_todo, f"extract {self.dataset}", self.progress)
+        held: dict[int, object] = {}
+        try:
+            while pending:
+                claims = self._claims(pending, held, bar, block=False)
+                self.extract_chunks(claims, lambda spec, feats: self._commit(spec, feats, held, bar))
+                if pending:  # every remaining chunk is being written by someone else: wait
+                    log.info("%s: waiting for another process writing %s", self.dataset,
+                             self.path(pending[0]))
+                    claims = self._claims(pending[:1], held, bar, block=True)
+                    self.extract_chunks(claims, lambda spec, feats: self._commit(spec, feats, held, bar))
+        finally:
+            for lock in held.values():
+                lock.release()
+            bar.close()
+
+    def _claims(self, pending: list[ChunkSpec], held: dict, bar, block: bool) -> Iterator[ChunkSpec]:
+        """Lock the chunks of ``pending`` one by one (lazily: as the extraction asks for more),
+        yielding those that need extraction; chunks locked by another process are skipped
+        (``block=False``) or waited for. Claimed and finished chunks leave ``pending``."""
+        from filelock import Timeout
+        for spec in list(pending):
+            lock = self.lock(spec)
+            try:
+                lock.acquire(timeout=-1 if block else 0)
+            except Timeout:
+                continue  # another process is writing it; come back later
+            pending.remove(spec)
+            held[spec.index] = lock
+            if self._keep_or_clear(spec):
+                bar.update(spec.hi - spec.lo)
+                held.pop(spec.index).release()
+                continue
+            yield spec
+
+    def _commit(self, spec: ChunkSpec, feats: list[LocalFeatures], held: dict, bar) -> None:
+        if len(feats) != spec.hi - spec.lo:
+            raise RuntimeError(f"{len(feats)} features for the {spec.hi - spec.lo} images of a chunk")
+        self._write(spec, feats)
+        self.verified.add(spec.index)
+        bar.update(spec.hi - spec.lo)
+        held.pop(spec.index).release()
+
+    def _keep_or_clear(self, spec: ChunkSpec) -> bool:
+        """Under the chunk's lock: True when it is whole (checked, or adopted from an earlier
+        version); otherwise the folder is cleared (set aside) for extraction."""
+        path = self.path(spec)
+        for debris in self.entry.glob(_chunk_name(spec.index) + ".tmp*"):
+            shutil.rmtree(debris, ignore_errors=True)  # a killed writer's: we hold the lock
+        if not path.is_dir():
+            return False
+        try:
+            if (path / RECORD).exists():
+                check_chunk(path, spec, self.store.dtype, checksums=True)
+                log.info("%s: %s was completed by another process", self.dataset, path)
+            else:
+                self._adopt(path, spec)
+            self.verified.add(spec.index)
+            return True
+        except ChunkInvalid as e:
+            self._set_aside(path, str(e))
+            return False
+
+    def _adopt(self, path: Path, spec: ChunkSpec) -> None:
+        """Keep a chunk written by an earlier version after checking it; give it a record."""
+        try:
+            names = json.loads((path / "names.json").read_text())
+            index = np.load(path / "index.npy")
+            desc = np.load(path / "descriptors.npy", mmap_mode="r")
+            pos = np.load(path / "positions.npy", mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise ChunkInvalid(f"an earlier version's chunk that cannot be read ({e})") from None
+        n = spec.hi - spec.lo
+        if tuple(names) != spec.names:
+            raise ChunkInvalid("an earlier version's chunk holding other images")
+        if index.shape != (n, 4) or desc.dtype != np.dtype(self.store.dtype):
+            raise ChunkInvalid("an earlier version's chunk with another layout")
+        total = int(index[:, 1].sum()) if n else 0
+        if len(desc) != total or len(pos) != total or (n and int(index[-1, 0] + index[-1, 1]) != total):
+            raise ChunkInvalid("an earlier version's chunk whose arrays and index disagree")
+        if self.adoptable is not None:
+            changed = [spec.names[i - spec.lo] for i in range(spec.lo, spec.hi) if not self.adoptable(i)]
+            if changed:
+                raise ChunkInvalid("extracted by an earlier decoder that read these images "
+                                   f"differently (EXIF orientation, 16-bit): {', '.join(changed[:5])}")
+        write_record(path, spec)
+        log.info("%s: kept %s, written by an earlier version, after checking it", self.dataset, path)
+
+    def _set_aside(self, path: Path, reason: str) -> None:
+        aside = self.entry / "set_aside"
+        aside.mkdir(exist_ok=True)
+        target = aside / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+        os.rename(path, target)
+        log.warning("%s: stored chunk %s is not usable (%s); moved to %s and extracted again",
+                    self.dataset, path, reason, target)
+
+    def _write(self, spec: ChunkSpec, feats: list[LocalFeatures]) -> None:
+        """Write into a private temporary folder, then rename it into place (atomic)."""
+        final = self.path(spec)
+        tmp = final.with_name(f"{final.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
+                              f"{uuid.uuid4().hex[:8]}")
+        try:
+            tmp.mkdir()
+            counts = [f.n for f in feats]
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+            grids = [f.grid if f.grid is not None else (-1, -1) for f in feats]
+            index = np.column_stack([starts, counts, [g[0] for g in grids], [g[1] for g in grids]])
+            d = feats[0].dim if feats else 0
+            desc = np.concatenate([f.descriptors for f in feats]) if feats else np.zeros((0, d))
+            pos = np.concatenate([f.positions for f in feats]) if feats else np.zeros((0, 2))
+            np.save(tmp / "descriptors.npy", desc.astype(self.store.dtype))
+            np.save(tmp / "positions.npy", pos.astype(np.float32))
+            np.save(tmp / "index.npy", index.astype(np.int64).reshape(-1, 4))
+            write_record(tmp, spec)          # written last: marks the chunk complete
+            _fsync_dir(tmp)
+        except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
-        manifest = entry / "manifest.json"
-        if not manifest.exists():
-            _atomic_write_text(manifest, json.dumps(
-                {"dataset": dataset, "n_images": n, "chunk_size": self.chunk_size,
-                 "dtype": self.dtype, "extractor": extractor_config}, indent=1))
-        chunk_dirs = [entry / f"chunk_{c:05d}" for c in range(n_chunks)]
-        missing = [c for c, d in enumerate(chunk_dirs) if not (d / "index.npy").exists()]
-        if not missing:
-            log.info("%s: %d %s read from the feature store (%s), no extraction", dataset, n, what, entry)
-            return StoredFeatures(chunk_dirs)
-        done = n_chunks - len(missing)
-        log.info("%s: extracting %d %s into %s (%d of %d chunks already stored)", dataset,
-                 n - done * self.chunk_size if done else n, what, entry, done, n_chunks)
-        extractor = extract()
-        bar = _progress(sum(min(self.chunk_size, n - c * self.chunk_size) for c in missing),
-                        f"extract {dataset}", progress)
-        with ThreadPoolExecutor(max(1, num_workers)) as pool:
-            for c in missing:
-                lo, hi = c * self.chunk_size, min(n, (c + 1) * self.chunk_size)
-                feats: list[LocalFeatures] = []
-                images = pool.map(load, range(lo, hi))  # decoded ahead, in order
-                batch: list[Image.Image] = []
-                for img in images:
-                    batch.append(img)
-                    if len(batch) == batch_size:
-                        feats.extend(extractor(batch))
-                        bar.update(len(batch))
-                        batch = []
-                if batch:
-                    feats.extend(extractor(batch))
-                    bar.update(len(batch))
-                self._write_chunk(chunk_dirs[c], feats, list(names[lo:hi]))
-        bar.close()
-        return StoredFeatures(chunk_dirs)
-
-    def _write_chunk(self, path: Path, feats: list[LocalFeatures], names: list[str]) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        counts = [f.n for f in feats]
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-        grids = [f.grid if f.grid is not None else (-1, -1) for f in feats]
-        index = np.column_stack([starts, counts, [g[0] for g in grids], [g[1] for g in grids]])
-        d = feats[0].dim if feats else 0
-        desc = np.concatenate([f.descriptors for f in feats]) if feats else np.zeros((0, d))
-        pos = np.concatenate([f.positions for f in feats]) if feats else np.zeros((0, 2))
-        np.save(tmp / "descriptors.npy", desc.astype(self.dtype))
-        np.save(tmp / "positions.npy", pos.astype(np.float32))
-        (tmp / "names.json").write_text(json.dumps(names))
-        np.save(tmp / "index.npy", index.astype(np.int64))  # written last: marks completeness
-        _fsync_dir(tmp)
-        os.replace(tmp, path)
+            raise _write_error(e, final, self.entry) from e
+        try:
+            os.rename(tmp, final)
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno in (errno.EEXIST, errno.ENOTEMPTY) and final.is_dir():
+                log.info("%s: %s was completed by another process; keeping theirs", self.dataset, final)
+                return
+            raise _write_error(e, final, self.entry) from e
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def _chunk_name(index: int) -> str:
+    return f"chunk_{index:05d}"
+
+
+def _write_error(e: OSError, what: Path, entry: Path) -> StoreError:
+    """A StoreError that says "no space left" (numpy reports a full disk as a short write)."""
+    full = e.errno in (errno.ENOSPC, errno.EDQUOT) or "requested and" in str(e)
+    if full:
+        try:
+            free = shutil.disk_usage(entry).free / 2 ** 20
+        except OSError:
+            free = float("nan")
+        return StoreError(f"no space left on the device while writing {what} ({free:.0f} MiB free "
+                          f"under {entry}); the chunks already stored are kept: free some space or set "
+                          "store.root to a larger disk, then run again to resume")
+    return StoreError(f"cannot write {what} ({e}); the chunks already stored are kept")
+
+
+def _write_text(path: Path, text: str, exclusive: bool = False) -> None:
+    """Write ``text`` to ``path`` atomically (a private temporary file renamed into place).
+    ``exclusive``: keep an existing file (first writer wins)."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    try:
+        tmp.write_text(text)
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass
+            except OSError:  # filesystems without hard links: a rename is still atomic
+                if not path.exists():
+                    os.replace(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except OSError as e:
+        raise _write_error(e, path, path.parent) from e
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _fsync_dir(path: Path) -> None:

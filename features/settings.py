@@ -1,0 +1,31 @@
+"""The settings of the store and of extraction as typed config nodes, shared by every app that
+reads features (``deepagg-run``, ``deepagg-extract``, ``deepagg-similarity``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class StoreConfig:
+    """The on-disk local-feature store (features/store.py)."""
+    root: str = MISSING
+    dtype: str = "float16"                    # float16 | float32 (new entries)
+    chunk_size: int = 64                      # images per atomically written chunk (new entries)
+    verify_checksums: bool = True             # check each chunk's CRC-32 when first read in a run
+
+
+@dataclass
+class ExecutionSettings:
+    """Where and how the extractor runs (top-level keys of the apps); none of it changes what is
+    computed except ``precision`` and ``decode``, which enter the store identity when not at their
+    defaults."""
+    device: str = "cpu"                       # cpu | cuda | cuda:N
+    precision: str = "fp32"                   # fp32 | fp16 | bf16 (torch.autocast)
+    decode: str = "pil"                       # pil (loader workers) | torchvision (JPEGs on the device)
+    batch_size: int = 4                       # images per forward pass (CPU optimum here; raise on GPUs)
+    num_workers: Optional[int] = None         # loader worker processes; null = auto (cores - 1, at most 4)
+    threads: Optional[int] = None             # torch threads; null = the cores this job may use
+    min_image_side: int = 32                  # smaller images stop the extraction, named
