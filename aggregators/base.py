@@ -1,57 +1,82 @@
-"""The aggregator interface: scikit-learn style fit / transform over LocalFeatures."""
+"""The aggregator interface: a scikit-learn transformer over LocalFeatures.
+
+``Aggregator`` is a ``BaseEstimator`` + ``TransformerMixin``: ``get_params`` / ``set_params``,
+``clone`` and ``repr`` come from scikit-learn; constructor arguments are the hyper-parameters and
+nothing else; learned state ends in ``_``. Poolings learn nothing and transform without ``fit``,
+as scikit-learn's ``Normalizer`` does.
+"""
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
-from typing import Iterable, Sequence
+from typing import ClassVar, Iterable, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 
+from benchmarks.errors import ParameterError
 from features import LocalFeatures
 
 
-class Aggregator(ABC):
+class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Turns the local features of one image into one global vector.
 
     Subclasses implement ``_encode`` (one image -> (D,) vector) and may override
-    ``_encode_batch`` with a vectorised path, ``_fit`` when they learn something
-    (codebooks, GMMs, anchors) and ``output_dim``. Constructor arguments are the
-    hyper-parameters and nothing else; learned state ends in ``_``.
+    ``_encode_batch`` (a vectorised path), ``_validate_params`` (the one place their
+    hyper-parameters are checked; raise ``ParameterError``), ``_fit`` with ``learns = True`` when
+    they learn something (codebooks, GMMs, anchors), and ``output_dim``.
     """
 
     #: True for methods defined only on dense maps (R-MAC, CroW).
-    requires_grid: bool = False
+    requires_grid: ClassVar[bool] = False
+    #: True for methods that learn from a fitting set (so ``fit`` needs one, and must come first).
+    learns: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ parameters
+    def _validate_params(self) -> None:
+        """Check the hyper-parameters (ParameterError naming the argument); default: nothing."""
+
+    def validate(self) -> "Aggregator":
+        """Check the hyper-parameters now (the apps call this before any work)."""
+        self._validate_params()
+        return self
+
+    def _error(self, param: str, reason: str) -> ParameterError:
+        return ParameterError(param, getattr(self, param), reason, type(self).__name__)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, features: Iterable[LocalFeatures]) -> "Aggregator":
-        """Learn whatever the method needs from the local features of a fitting set."""
+    def fit(self, features: Iterable[LocalFeatures], y=None) -> "Aggregator":
+        """Learn whatever the method needs from the local features of a fitting set (poolings:
+        only check the parameters and record the input dimension)."""
+        self._validate_params()
         features = _checked(features, self)
         if not features:
             raise ValueError(f"{type(self).__name__}.fit got no local features to learn from "
                              "(is the fitting dataset, fit_on, empty?)")
-        self.n_features_in_ = features[0].dim
-        self._fit(features)
+        if self.learns:
+            self._fit(features)
+        self.n_features_in_ = features[0].dim   # set last: a failed fit leaves it unfitted
         return self
 
     def _fit(self, features: list[LocalFeatures]) -> None:
-        """Learn state from checked features; pooling methods learn nothing."""
+        """Learn state from checked features (only called when ``learns``)."""
 
-    @property
-    def learns(self) -> bool:
-        """Whether ``fit`` learns from the fitting set (so it needs one); False for poolings."""
-        return type(self)._fit is not Aggregator._fit
+    def __sklearn_is_fitted__(self) -> bool:
+        return not self.learns or hasattr(self, "n_features_in_")
 
     # ---------------------------------------------------------------- encoding
     def transform(self, features: LocalFeatures | Sequence[LocalFeatures]) -> np.ndarray:
         """(D,) float32 for one image, (N, D) for a sequence of images."""
+        self._validate_params()
         single = isinstance(features, LocalFeatures)
         batch = _checked([features] if single else features, self)
-        if not hasattr(self, "n_features_in_"):
+        if not self.__sklearn_is_fitted__():
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit() first")
-        if batch and batch[0].dim != self.n_features_in_:
-            raise ValueError(f"{type(self).__name__} was fitted on {self.n_features_in_}-D local "
+        fitted_dim = getattr(self, "n_features_in_", None)
+        if batch and fitted_dim is not None and batch[0].dim != fitted_dim:
+            raise ValueError(f"{type(self).__name__} was fitted on {fitted_dim}-D local "
                              f"features but got {batch[0].dim}-D ones")
         if not batch:
-            return np.zeros((0, self.dim), dtype=np.float32)
+            width = self.output_dim(fitted_dim) if fitted_dim is not None else 0
+            return np.zeros((0, width), dtype=np.float32)
         out = np.asarray(self._encode_batch(batch), dtype=np.float32)
         bad = ~np.isfinite(out).all(axis=1)
         if bad.any():
@@ -62,9 +87,9 @@ class Aggregator(ABC):
     def _encode_batch(self, batch: list[LocalFeatures]) -> np.ndarray:
         return np.stack([self._encode(f) for f in batch])
 
-    @abstractmethod
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         """One image's (D,) descriptor."""
+        raise NotImplementedError
 
     # --------------------------------------------------------------- properties
     def output_dim(self, input_dim: int) -> int:
@@ -73,14 +98,27 @@ class Aggregator(ABC):
 
     @property
     def dim(self) -> int:
-        """Descriptor dimension D (known once fitted)."""
+        """Descriptor dimension D for the local features seen by ``fit``."""
         if not hasattr(self, "n_features_in_"):
-            raise RuntimeError(f"{type(self).__name__}.dim is known only after fit()")
+            raise RuntimeError(f"{type(self).__name__}.dim is known only after fit(); "
+                               "use output_dim(d) for d-dimensional local features")
         return self.output_dim(self.n_features_in_)
 
-    def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_"))
-        return f"{type(self).__name__}({params})"
+
+def check_positive_int(owner: Aggregator, param: str) -> None:
+    """ParameterError unless ``owner.param`` is an integer >= 1 (booleans rejected)."""
+    value = getattr(owner, param)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise owner._error(param, "must be a positive integer")
+
+
+def check_positive(owner: Aggregator, param: str, allow_inf: bool = False) -> None:
+    """ParameterError unless ``owner.param`` is a number > 0 (finite unless ``allow_inf``)."""
+    value = getattr(owner, param)
+    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
+          and value > 0 and (allow_inf or np.isfinite(value)))
+    if not ok:
+        raise owner._error(param, "must be a number > 0" + (" (inf allowed)" if allow_inf else ""))
 
 
 def _checked(features: Iterable[LocalFeatures], agg: Aggregator) -> list[LocalFeatures]:

@@ -1,11 +1,9 @@
 """Cross-dimensional weighting and pooling (CroW), Kalantidis et al. 2016."""
 from __future__ import annotations
 
-from typing import Iterable
-
 import numpy as np
 
-from aggregators.base import Aggregator
+from aggregators.base import Aggregator, check_positive
 from features import LocalFeatures
 
 
@@ -45,13 +43,9 @@ class CroW(Aggregator):
         self.a = a
         self.b = b
 
-    def fit(self, features: Iterable[LocalFeatures]) -> "CroW":
-        """Check the hyper-parameters; CroW learns nothing."""
-        for name in ("a", "b"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"CroW {name} must be > 0, got {getattr(self, name)!r} "
-                                 f"(aggregator.{name})")
-        return super().fit(features)
+    def _validate_params(self) -> None:
+        check_positive(self, "a")
+        check_positive(self, "b")
 
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         x = features.descriptors.astype(np.float32)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.mixture import GaussianMixture
 
-from aggregators.base import Aggregator
+from aggregators.base import Aggregator, check_positive, check_positive_int
 from aggregators.postprocess import L2, PCAWhitening, PowerNorm
-from aggregators.sampling import check_enough, check_positive_int, sample_descriptors
+from aggregators.sampling import check_enough, sample_descriptors
 from features import LocalFeatures
 
 
@@ -26,6 +26,8 @@ class FisherVector(Aggregator):
     variances, ``pca_`` (a fitted PCAWhitening or None). Encoding is float64 matrix products.
     """
 
+    learns = True
+
     def __init__(self, n_components: int = 16, pca_dim: int | None = None,
                  max_features: int = 100_000, seed: int = 0, max_iter: int = 100,
                  tol: float = 1e-3, var_floor: float = 1e-4):
@@ -37,24 +39,25 @@ class FisherVector(Aggregator):
         self.tol = tol
         self.var_floor = var_floor
 
-    def _fit(self, features: list[LocalFeatures]) -> None:
-        check_positive_int(self, "n_components", self.n_components)
-        check_positive_int(self, "max_features", self.max_features)
-        check_positive_int(self, "max_iter", self.max_iter)
+    def _validate_params(self) -> None:
+        for param in ("n_components", "max_features", "max_iter"):
+            check_positive_int(self, param)
         if self.pca_dim is not None:
-            check_positive_int(self, "pca_dim", self.pca_dim)
-        if not self.var_floor >= 0:
-            raise ValueError(f"FisherVector var_floor must be >= 0, got {self.var_floor!r} "
-                             "(aggregator.var_floor)")
+            check_positive_int(self, "pca_dim")
+        if isinstance(self.var_floor, bool) or not (isinstance(self.var_floor, (int, float))
+                                                    and self.var_floor >= 0):
+            raise self._error("var_floor", "must be a number >= 0")
+        check_positive(self, "tol")
+
+    def _fit(self, features: list[LocalFeatures]) -> None:
         x = sample_descriptors(features, self.max_features, self.seed)
         check_enough(self, "n_components", self.n_components, len(x))
         self.pca_ = None
         if self.pca_dim is not None:
             if self.pca_dim > min(len(x) - 1, x.shape[1]):
-                raise ValueError(
-                    f"FisherVector pca_dim={self.pca_dim} exceeds what {len(x)} sampled "
-                    f"{x.shape[1]}-D local features allow ({min(len(x) - 1, x.shape[1])}); lower "
-                    "aggregator.pca_dim or raise aggregator.max_features / fit on a larger set")
+                raise self._error("pca_dim", f"exceeds what {len(x)} sampled {x.shape[1]}-D local "
+                                  f"features allow ({min(len(x) - 1, x.shape[1])}); lower pca_dim "
+                                  "or raise max_features / fit on a larger set")
             self.pca_ = PCAWhitening(dim=self.pca_dim, whiten=False).fit(x)
         x = self._project(x)
         floor = self.var_floor * float(x.var(axis=0).max()) + 1e-12  # + 1e-12: constant data

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
-
 import numpy as np
 import torch
 
-from aggregators.base import Aggregator
+from aggregators.base import Aggregator, check_positive
 from features import LocalFeatures
 
 
@@ -24,14 +22,9 @@ class GeM(Aggregator):
         self.p = p
         self.eps = eps
 
-    def fit(self, features: Iterable[LocalFeatures]) -> "GeM":
-        """Check the hyper-parameters; GeM learns nothing."""
-        if not self.p > 0:
-            raise ValueError(f"GeM p must be > 0 (1: average, inf: max pooling), got {self.p!r} "
-                             "(aggregator.p)")
-        if not self.eps > 0:
-            raise ValueError(f"GeM eps must be > 0, got {self.eps!r} (aggregator.eps)")
-        return super().fit(features)
+    def _validate_params(self) -> None:
+        check_positive(self, "p", allow_inf=True)   # 1: average, inf: max pooling
+        check_positive(self, "eps")
 
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         x = torch.tensor(features.descriptors, dtype=torch.float32).clamp(min=self.eps)

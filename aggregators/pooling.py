@@ -31,6 +31,10 @@ class SumPooling(Aggregator):
     def __init__(self, center_prior: bool = False):
         self.center_prior = center_prior
 
+    def _validate_params(self) -> None:
+        if not isinstance(self.center_prior, (bool, np.bool_)):
+            raise self._error("center_prior", "must be true or false")
+
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         x = features.descriptors.astype(np.float32, copy=False)
         if not self.center_prior:

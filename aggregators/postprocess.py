@@ -45,21 +45,6 @@ class PowerNorm(TransformerMixin, BaseEstimator):
         return np.sign(X) * np.abs(X) ** self.alpha
 
 
-def leading_eigenvectors(sym: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The k largest eigenvalues (clipped at 0, decreasing) and their eigenvectors (columns) of a
-    symmetric matrix, each oriented so that its largest-magnitude coefficient is positive (a
-    deterministic sign). Reads the upper triangle only."""
-    evals, evecs = np.linalg.eigh(sym, UPLO="U")
-    order = np.argsort(evals)[::-1][:k]
-    return np.clip(evals[order], 0, None), oriented(evecs[:, order])
-
-
-def oriented(vectors: np.ndarray) -> np.ndarray:
-    """Columns flipped so that each one's largest-magnitude coefficient is positive."""
-    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
-    return vectors * np.where(signs == 0, 1, signs)
-
-
 def whitening_scale(evals: np.ndarray, largest: float, eps: float) -> np.ndarray:
     """sqrt(eigenvalue + eps * largest eigenvalue): the divisor of a whitened component."""
     return np.sqrt(evals + eps * largest + 1e-30)
@@ -69,7 +54,12 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
     """Project on the leading ``dim`` principal components and, with ``whiten``, divide by the
     square root of their eigenvalues (the singular values up to a constant).
 
-    Fitted in float64. ``dim=None`` keeps every component the fitting set supports.
+    The principal components are scikit-learn's ``PCA`` (exact SVD, in float64; its sign rule:
+    each component's largest-magnitude coefficient is positive). This class is the thin layer
+    on top: the whitening divides by sqrt(eigenvalue + ``eps`` x the largest eigenvalue), which
+    stays stable when a small fitting set gives near-zero eigenvalues (scikit-learn's own
+    ``whiten=True`` has no such floor), and ``dim`` is capped at what centring leaves (n - 1).
+    ``dim=None`` keeps every component the fitting set supports.
     Learned state: ``mean_`` (D,), ``components_`` (dim, D), ``explained_variance_`` (dim,).
     """
 
@@ -79,6 +69,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         self.eps = eps
 
     def fit(self, X, y=None):
+        from sklearn.decomposition import PCA
         X = np.asarray(X, dtype=np.float64)
         n, d = X.shape
         max_dim = min(n - 1, d)
@@ -88,15 +79,10 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
                 f"postprocess dim={self.dim} is more than the fitting set allows: {n} descriptors "
                 f"of dimension {d} give at most {max_dim} principal components. Lower "
                 f"postprocess.dim to <= {max_dim} or fit on a larger set (postprocess.fit_on)")
-        self.mean_ = X.mean(axis=0)
-        Xc = X - self.mean_
-        if n < d:  # Gram trick: eigen-decompose the smaller (n x n) matrix
-            evals, evecs = leading_eigenvectors(Xc @ Xc.T, dim)
-            comps = oriented((Xc.T @ evecs) / np.sqrt(np.maximum(evals, 1e-300)))
-        else:
-            evals, comps = leading_eigenvectors(Xc.T @ Xc, dim)
-        self.components_ = comps.T
-        self.explained_variance_ = evals / max(n - 1, 1)
+        pca = PCA(n_components=dim, svd_solver="full").fit(X)
+        self.mean_ = pca.mean_
+        self.components_ = pca.components_
+        self.explained_variance_ = pca.explained_variance_
         return self
 
     def transform(self, X):

@@ -5,9 +5,9 @@ import math
 
 import numpy as np
 
-from aggregators.base import Aggregator
+from aggregators.base import Aggregator, check_positive_int
 from aggregators.postprocess import L2, PCAWhitening
-from aggregators.sampling import check_positive_int, sample_rows
+from aggregators.sampling import sample_rows
 from features import LocalFeatures
 
 #: Candidate numbers of level-1 squares along the long side of a map (reference R-MAC code).
@@ -71,21 +71,25 @@ class RMAC(Aggregator):
         self.seed = seed
 
     @property
-    def learns(self) -> bool:
+    def learns(self) -> bool:  # type: ignore[override]
+        """Only with region whitening (learned on the fitting set)."""
         return bool(self.region_whitening)
 
+    def _validate_params(self) -> None:
+        check_positive_int(self, "levels")
+        if isinstance(self.overlap, bool) or not (isinstance(self.overlap, (int, float))
+                                                  and 0 <= self.overlap < 1):
+            raise self._error("overlap", "must be in [0, 1)")
+        if not isinstance(self.region_whitening, (bool, np.bool_)):
+            raise self._error("region_whitening", "must be true or false")
+        if self.region_whitening:
+            check_positive_int(self, "max_regions")
+            if self.region_whitening_dim is not None:
+                check_positive_int(self, "region_whitening_dim")
+
     def _fit(self, features: list[LocalFeatures]) -> None:
-        check_positive_int(self, "levels", self.levels)
-        if not 0 <= self.overlap < 1:
-            raise ValueError(f"RMAC overlap must be in [0, 1), got {self.overlap!r} "
-                             "(aggregator.overlap)")
-        self.whitening_ = None
-        if not self.region_whitening:
-            return
-        check_positive_int(self, "max_regions", self.max_regions)
         d = features[0].dim
         dim = d if self.region_whitening_dim is None else self.region_whitening_dim
-        check_positive_int(self, "region_whitening_dim", dim)
         regions = sample_rows([self._region_vectors(f) for f in features], self.max_regions,
                               self.seed)
         if dim > min(len(regions) - 1, d):
@@ -106,8 +110,9 @@ class RMAC(Aggregator):
 
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         regions = self._region_vectors(features)
-        if self.whitening_ is not None:
-            regions = L2().transform(self.whitening_.transform(regions))
+        whitening = getattr(self, "whitening_", None) if self.region_whitening else None
+        if whitening is not None:
+            regions = L2().transform(whitening.transform(regions))
         return L2().transform(regions.sum(axis=0, keepdims=True))[0]
 
     def output_dim(self, input_dim: int) -> int:

@@ -5,6 +5,7 @@ from typing import Sequence
 
 import numpy as np
 
+from benchmarks.errors import ParameterError
 from features import LocalFeatures
 
 
@@ -32,17 +33,10 @@ def sample_descriptors(features: Sequence[LocalFeatures], max_features: int,
     return sample_rows([f.descriptors for f in features], max_features, seed)
 
 
-def check_enough(owner: object, setting: str, value: int, n_sampled: int) -> None:
-    """Raise when ``value`` (clusters, components, anchors) exceeds the sampled feature count."""
+def check_enough(owner, setting: str, value: int, n_sampled: int) -> None:
+    """ParameterError when ``value`` (clusters, components, anchors) exceeds the sampled
+    feature count."""
     if value > n_sampled:
-        raise ValueError(
-            f"{type(owner).__name__} {setting}={value} exceeds the {n_sampled} local features "
-            f"sampled from the fitting set; lower aggregator.{setting} or raise "
-            "aggregator.max_features / fit on a larger set")
-
-
-def check_positive_int(owner: object, setting: str, value: object) -> None:
-    """Raise unless ``value`` is an integer >= 1 (booleans rejected), naming the setting."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{type(owner).__name__} {setting} must be a positive integer, "
-                         f"got {value!r} (aggregator.{setting})")
+        raise ParameterError(setting, value, f"exceeds the {n_sampled} local features sampled from "
+                             f"the fitting set; lower {setting} or raise max_features / fit on a "
+                             "larger set", type(owner).__name__)

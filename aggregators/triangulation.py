@@ -5,15 +5,33 @@ import numpy as np
 from scipy.linalg.blas import dsyrk
 from sklearn.cluster import KMeans
 
-from aggregators.base import Aggregator
-from aggregators.postprocess import L2, PowerNorm, leading_eigenvectors, whitening_scale
-from aggregators.sampling import check_enough, check_positive_int, sample_descriptors
+from aggregators.base import Aggregator, check_positive, check_positive_int
+from aggregators.postprocess import L2, PowerNorm, whitening_scale
+from aggregators.sampling import check_enough, sample_descriptors
 from features import LocalFeatures
 
 #: Whitening divides by whitening_scale(eigenvalue, largest, _EIG_EPS), as PCAWhitening does.
 _EIG_EPS = 1e-9
 #: Bytes of float64 embedded features held at once while accumulating the covariance.
 _CHUNK_BYTES = 2 ** 28
+
+
+def leading_eigenvectors(sym: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest eigenvalues (clipped at 0, decreasing) and their eigenvectors (columns) of a
+    symmetric matrix, each oriented so that its largest-magnitude coefficient is positive (a
+    deterministic sign). Reads the upper triangle only.
+
+    Kept by hand rather than scikit-learn's PCA: the (k d)^2 scatter is accumulated chunk by
+    chunk with dsyrk (exact, and without holding the whole embedded sample), then decomposed."""
+    evals, evecs = np.linalg.eigh(sym, UPLO="U")
+    order = np.argsort(evals)[::-1][:k]
+    return np.clip(evals[order], 0, None), oriented(evecs[:, order])
+
+
+def oriented(vectors: np.ndarray) -> np.ndarray:
+    """Columns flipped so that each one's largest-magnitude coefficient is positive."""
+    signs = np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
+    return vectors * np.where(signs == 0, 1, signs)
 
 
 def democratic_weights(kernel: np.ndarray, n_iter: int = 10, damping: float = 0.5) -> np.ndarray:
@@ -48,6 +66,8 @@ class TriangulationEmbedding(Aggregator):
     Whitening needs more sampled features than k d.
     """
 
+    learns = True
+
     def __init__(self, n_anchors: int = 16, democratic: bool = True,
                  drop_components: int | None = None, alpha: float = 0.5,
                  sinkhorn_iters: int = 10, damping: float = 0.5, max_features: int = 100_000,
@@ -63,20 +83,18 @@ class TriangulationEmbedding(Aggregator):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, features: list[LocalFeatures]) -> None:
-        self._check_params()
         x = sample_descriptors(features, self.max_features, self.seed)
         check_enough(self, "n_anchors", self.n_anchors, len(x))
         d = x.shape[1]
         dim, drop = self.n_anchors * d, self._n_dropped(d)
         if drop >= dim:
-            raise ValueError(f"TriangulationEmbedding drop_components={drop} leaves nothing of the "
-                             f"n_anchors * d = {dim}-D embedding (aggregator.drop_components)")
+            raise self._error("drop_components", f"leaves nothing of the n_anchors * d = {dim}-D "
+                              "embedding")
         if len(x) <= dim:
-            raise ValueError(
-                f"TriangulationEmbedding whitening of the n_anchors * d = {dim}-D embedding needs "
-                f"more than {dim} local features, but {len(x)} were sampled from the fitting set; "
-                "raise aggregator.max_features / fit on a larger set, or lower "
-                "aggregator.n_anchors")
+            raise self._error(
+                "n_anchors", f"whitening the n_anchors * d = {dim}-D embedding needs more than "
+                f"{dim} local features, but {len(x)} were sampled from the fitting set; raise "
+                "max_features / fit on a larger set, or lower n_anchors")
         kmeans = KMeans(self.n_anchors, n_init=1, random_state=self.seed).fit(x)
         self.anchors_ = kmeans.cluster_centers_.astype(np.float32)
         mean, scatter = self._moments(x)
@@ -87,20 +105,19 @@ class TriangulationEmbedding(Aggregator):
         self.projection_ = (evecs[:, drop:] / scale).astype(np.float32)
         self.explained_variance_ = evals[drop:]
 
-    def _check_params(self) -> None:
+    def _validate_params(self) -> None:
         for name in ("n_anchors", "sinkhorn_iters", "max_features"):
-            check_positive_int(self, name, getattr(self, name))
+            check_positive_int(self, name)
         drop = self.drop_components
         if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, np.integer))
                                  or drop < 0):
-            raise ValueError(f"TriangulationEmbedding drop_components must be null or an integer "
-                             f">= 0, got {self.drop_components!r} (aggregator.drop_components)")
-        if not self.alpha > 0:
-            raise ValueError(f"TriangulationEmbedding alpha must be > 0, got {self.alpha!r} "
-                             "(aggregator.alpha)")
-        if not 0 < self.damping <= 1:
-            raise ValueError(f"TriangulationEmbedding damping must be in (0, 1], got "
-                             f"{self.damping!r} (aggregator.damping)")
+            raise self._error("drop_components", "must be null or an integer >= 0")
+        check_positive(self, "alpha")
+        if isinstance(self.damping, bool) or not (isinstance(self.damping, (int, float))
+                                                  and 0 < self.damping <= 1):
+            raise self._error("damping", "must be in (0, 1]")
+        if not isinstance(self.democratic, (bool, np.bool_)):
+            raise self._error("democratic", "must be true or false")
 
     def _n_dropped(self, d: int) -> int:
         if self.drop_components is None:

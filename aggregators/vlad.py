@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.cluster import KMeans
 
-from aggregators.base import Aggregator
+from aggregators.base import Aggregator, check_positive_int
 from aggregators.postprocess import L2, PowerNorm
-from aggregators.sampling import check_enough, check_positive_int, sample_descriptors
+from aggregators.sampling import check_enough, sample_descriptors
 from features import LocalFeatures
 
 POWER_NORMS = ("ssr", "none")
@@ -26,6 +26,8 @@ class VLAD(Aggregator):
     ``power_norm='none', intra_norm=True`` Arandjelović & Zisserman's.
     """
 
+    learns = True
+
     def __init__(self, n_clusters: int = 64, power_norm: str = "ssr", intra_norm: bool = True,
                  max_features: int = 100_000, seed: int = 0):
         self.n_clusters = n_clusters
@@ -34,12 +36,15 @@ class VLAD(Aggregator):
         self.max_features = max_features
         self.seed = seed
 
-    def _fit(self, features: list[LocalFeatures]) -> None:
-        check_positive_int(self, "n_clusters", self.n_clusters)
-        check_positive_int(self, "max_features", self.max_features)
+    def _validate_params(self) -> None:
+        check_positive_int(self, "n_clusters")
+        check_positive_int(self, "max_features")
         if self.power_norm not in POWER_NORMS:
-            raise ValueError(f"VLAD power_norm must be one of {POWER_NORMS}, got "
-                             f"{self.power_norm!r} (aggregator.power_norm)")
+            raise self._error("power_norm", f"expected one of {POWER_NORMS}")
+        if not isinstance(self.intra_norm, (bool, np.bool_)):
+            raise self._error("intra_norm", "must be true or false")
+
+    def _fit(self, features: list[LocalFeatures]) -> None:
         x = sample_descriptors(features, self.max_features, self.seed)
         check_enough(self, "n_clusters", self.n_clusters, len(x))
         kmeans = KMeans(self.n_clusters, n_init=1, random_state=self.seed).fit(x)
