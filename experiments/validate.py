@@ -1,0 +1,120 @@
+"""Every setting that can be checked without data, checked before any work; each message names
+its key (``aggregator.p``, ``postprocess.dim``, ``batch_size``, ...)."""
+from __future__ import annotations
+
+import inspect
+
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.errors import ConfigError, DeepaggError, ParameterError
+
+EMPTY_POLICIES = ("error", "zero")
+
+
+def _int_at_least(key: str, value, low: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        extra = " or null" if optional else ""
+        raise ConfigError(f"{key}={value!r}: must be an integer >= {low}{extra}")
+
+
+def check_execution(cfg: DictConfig) -> None:
+    """device, precision, decode, batch_size, num_workers, threads, min_image_side, store.*."""
+    from features.deep import DECODERS, PRECISIONS
+    from features.store import FeatureStore
+    _int_at_least("batch_size", cfg.batch_size, 1)
+    _int_at_least("num_workers", cfg.num_workers, 0, optional=True)
+    _int_at_least("threads", cfg.threads, 1, optional=True)
+    _int_at_least("min_image_side", cfg.min_image_side, 1)
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"precision={cfg.precision!r}: expected one of {PRECISIONS}")
+    if cfg.decode not in DECODERS:
+        raise ConfigError(f"decode={cfg.decode!r}: expected one of {DECODERS}")
+    check_device(cfg.device)
+    try:
+        FeatureStore(cfg.store.root, cfg.store.dtype, cfg.store.chunk_size)
+    except ParameterError as e:
+        raise e.with_prefix("store") from None
+
+
+def check_device(device: str) -> None:
+    """``cpu``, ``cuda`` or ``cuda:N`` that exists here (torch is imported only for CUDA)."""
+    if device == "cpu":
+        return
+    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
+        raise ConfigError(f"device={device!r}: expected cpu, cuda or cuda:N")
+    import torch
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device={device}: no CUDA device is available here; use device=cpu")
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise ConfigError(f"device={device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def check_backbone(backbone) -> None:
+    """The backbone's keys are its class's constructor arguments; resize settings are sane.
+    Weights and layers are checked when the model is built (only if something is extracted)."""
+    from hydra.utils import get_class
+
+    from features.deep import check_resize_settings
+    node = OmegaConf.to_container(backbone, resolve=True) if OmegaConf.is_config(backbone) else dict(backbone)
+    target = node.get("_target_")
+    if not target:
+        raise ConfigError("backbone: the config has no _target_ (e.g. features.deep.DeepExtractor)")
+    try:
+        cls = get_class(target)
+    except Exception as e:  # noqa: BLE001 - hydra raises several types for a bad path
+        raise ConfigError(f"backbone._target_={target!r}: cannot import it ({e})") from None
+    accepted = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(node) - accepted - {"_target_"})
+    if unknown:
+        raise ConfigError(f"backbone: {cls.__name__} has no argument {', '.join(unknown)}; it takes "
+                          f"{', '.join(sorted(accepted - {'device', 'precision', 'decode'}))}")
+    if {"resize", "image_size", "interpolation"} <= set(node):
+        try:
+            check_resize_settings(cls.__name__, node["resize"], node["image_size"], node["interpolation"])
+        except ParameterError as e:
+            raise e.with_prefix("backbone") from None
+
+
+def instantiate_checked(node, group: str):
+    """``instantiate`` a group's config and run its ``validate()``; errors name ``group.key``."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    try:
+        obj = instantiate(node)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ParameterError):
+            raise cause.with_prefix(group) from None
+        if isinstance(cause, DeepaggError):
+            raise cause from None
+        if isinstance(cause, TypeError):  # an argument the class does not take
+            raise ConfigError(f"{group}: {cause}") from None
+        raise ConfigError(f"{group}: cannot build {OmegaConf.select(node, '_target_')} ({cause or e})") from e
+    if hasattr(obj, "validate"):
+        try:
+            obj.validate()
+        except ParameterError as e:
+            raise e.with_prefix(group) from None
+    return obj
+
+
+def check_run(cfg: DictConfig) -> None:
+    """Everything ``deepagg-run`` can check before it touches data."""
+    check_execution(cfg)
+    check_backbone(cfg.backbone)
+    instantiate_checked(cfg.aggregator, "aggregator")
+    instantiate_checked(cfg.rerank, "rerank")
+    post = cfg.postprocess
+    _int_at_least("postprocess.dim", post.dim, 1, optional=True)
+    if post.alpha is not None and not post.alpha > 0:
+        raise ConfigError(f"postprocess.alpha={post.alpha!r}: must be > 0 (or null: no power law)")
+    if post.whiten and not post.pca:
+        raise ConfigError("postprocess.whiten=true needs postprocess.pca=true (whitening is a PCA step)")
+    if cfg.empty_images not in EMPTY_POLICIES:
+        raise ConfigError(f"empty_images={cfg.empty_images!r}: expected one of {EMPTY_POLICIES}")
+    _int_at_least("top_k", cfg.top_k, 1)
+    _int_at_least("max_fit_images", cfg.max_fit_images, 2, optional=True)
+    _int_at_least("seed", cfg.seed, 0)
