@@ -2,7 +2,10 @@
 
 Every function takes the frame, an optional output ``path`` (PNG; ``pdf=True`` adds a PDF beside
 it) and the ``metric`` to show, and returns the matplotlib Figure. Where several records share a
-plotted point, the newest one is shown.
+plotted point, the newest one is shown. Re-ranked runs appear as methods of their own
+("sum + αQE(k=2,α=3)") in the comparison plots and as gains in ``rerank_gain_plot``; the figures
+about aggregation itself (GeM, centre prior, deep vs SIFT) show one re-ranking
+(tables.one_rerank: none where there are such runs).
 """
 from __future__ import annotations
 
@@ -11,9 +14,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from analysis.paper import NO_RERANK  # noqa: E402
+from analysis.tables import has_rerank, one_rerank, rerank_gains, reranks  # noqa: E402
 
 METRIC_LABELS = {"mAP": "mAP", "N-S": "N-S score (of 4)"}
 
@@ -44,8 +51,28 @@ def _dims_text(dims: dict[str, int]) -> str:
     return "D = " + ", ".join(f"{d} ({ft})" for ft, d in dims.items())
 
 
-def _series_label(df: pd.DataFrame, aggregator: str, feature_type: str) -> str:
-    return f"{aggregator} ({feature_type})" if df["feature_type"].nunique() > 1 else aggregator
+def _method_labels(df: pd.DataFrame) -> list[str]:
+    """Per row: the aggregator, its feature type where several are plotted, and its re-ranking
+    (``rerank_label``) where some row was re-ranked: "sum (deep) + AQE(k=2)"."""
+    several = df["feature_type"].nunique() > 1
+    labels = [f"{a} ({f})" if several else a for a, f in zip(df["aggregator"], df["feature_type"])]
+    if not has_rerank(df):
+        return labels
+    names = df["rerank_label"] if "rerank_label" in df.columns else reranks(df)
+    return [f"{label} + {name}" if r != NO_RERANK else label
+            for label, r, name in zip(labels, reranks(df), names)]
+
+
+def _method_title(df: pd.DataFrame) -> str:
+    return "aggregator + re-ranking" if has_rerank(df) else "aggregator"
+
+
+def _rerank_note(df: pd.DataFrame, rerank: str) -> str:
+    """", re-ranked: LABEL" for figures that show one re-ranking other than none."""
+    if rerank == NO_RERANK:
+        return ""
+    names = df["rerank_label"] if "rerank_label" in df.columns else reranks(df)
+    return f", re-ranked: {', '.join(sorted(set(names)))}"
 
 
 def save_figure(fig, path: Path | None, pdf: bool, rect=(0, 0, 1, 1)):
@@ -64,32 +91,38 @@ def _panels(n: int, width: float = 4.2, height: float = 3.3):
     return fig, axes[0]
 
 
-def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]], fmt: str = "%.3f") -> None:
-    """Bars of ``series`` {label: {group: value}} side by side within each group."""
+def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]], fmt: str = "%.3f",
+                  colors: dict[str, str] | None = None) -> None:
+    """Bars of ``series`` {label: {group: value}} side by side within each group (``colors``:
+    {label: colour}, default the colour cycle); the y axis from 0 (or below, for negative
+    values) with headroom for the value labels and a legend."""
     width = 0.8 / max(1, len(series))
     x = np.arange(len(groups))
     for s, (label, values) in enumerate(series.items()):
         xs = [x[g] + (s - (len(series) - 1) / 2) * width for g, name in enumerate(groups) if name in values]
         hs = [values[name] for name in groups if name in values]
-        bars = ax.bar(xs, hs, width, label=label)
+        bars = ax.bar(xs, hs, width, label=label, **({"color": colors[label]} if colors else {}))
         ax.bar_label(bars, fmt=fmt, fontsize=6, padding=1)
-    top = max((v for values in series.values() for v in values.values()), default=1.0)
-    ax.set_ylim(0, 1.3 * top)  # headroom for the value labels and the legend
+    values = [v for values in series.values() for v in values.values()]
+    top, bottom = max(max(values, default=1.0), 0.0), min(min(values, default=0.0), 0.0)
+    span = (top - bottom) or 1.0
+    ax.set_ylim(bottom - 0.15 * span if bottom < 0 else 0, top + 0.3 * span)
     ax.set_xticks(x, groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
 
 
 # ----------------------------------------------------------------------------- plots
 def dim_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
-    """``metric`` against descriptor dimension (log scale), one line per aggregator, one panel
-    per dataset."""
+    """``metric`` against descriptor dimension (log scale), one line per aggregator (and
+    re-ranking), one panel per dataset."""
     df = _newest(df[df[metric].notna()])
+    df = df.assign(method=_method_labels(df))
     datasets = sorted(df["dataset"].unique())
     fig, axes = _panels(len(datasets))
     for ax, ds in zip(axes, datasets):
         sub = df[df["dataset"] == ds]
-        for (agg, ft), g in sub.groupby(["aggregator", "feature_type"], sort=True):
+        for method, g in sub.groupby("method", sort=True):
             g = g.groupby("dim")[metric].last()
-            ax.plot(g.index, g.values, marker="o", label=_series_label(df, agg, ft))
+            ax.plot(g.index, g.values, marker="o", label=method)
         dims = sorted(sub["dim"].unique())
         ax.set_xscale("log", base=2)
         ax.set_xticks(dims, [str(d) for d in dims])
@@ -98,30 +131,32 @@ def dim_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pd
         ax.set_ylabel(metric_label(metric))
         ax.set_title(ds)
         ax.grid(alpha=0.3)
-        ax.legend(title="aggregator", fontsize=7, title_fontsize=7)
+        ax.legend(title=_method_title(df), fontsize=7, title_fontsize=7)
     return save_figure(fig, path, pdf)
 
 
 def aggregator_bars(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP",
                     dim: int | None = None, pdf: bool = False):
-    """``metric`` per aggregator (groups) and dataset (bars), at descriptor dimension ``dim``
-    (default: each feature type's most frequent one)."""
+    """``metric`` per aggregator, or aggregator + re-ranking where some run was re-ranked
+    (groups), and dataset (bars), at descriptor dimension ``dim`` (default: each feature type's
+    most frequent one)."""
     df = df[df[metric].notna()]
     if dim is None:
         df, dims = _at_usual_dims(df)
     else:
         df, dims = df[df["dim"] == dim], {ft: dim for ft in sorted(df["feature_type"].unique())}
     df = _newest(df)
-    labels = [_series_label(df, a, f) for a, f in zip(df["aggregator"], df["feature_type"])]
+    labels = _method_labels(df)
     df = df.assign(method=labels)
     groups = sorted(set(labels))
     series = {ds: dict(zip(g["method"], g[metric])) for ds, g in df.groupby("dataset", sort=True)}
     fig, ax = plt.subplots(figsize=(max(5.0, 0.5 * len(groups) * (len(series) + 1) + 1.5), 3.6),
                            dpi=120)
     _grouped_bars(ax, groups, series)
-    ax.set_xlabel("aggregator")
+    ax.set_xlabel(_method_title(df))
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(f"{metric} per aggregator and dataset ({_dims_text(dims)})")
+    methods = "aggregator, re-ranking" if has_rerank(df) else "aggregator"
+    ax.set_title(f"{metric} per {methods} and dataset ({_dims_text(dims)})")
     ax.legend(title="dataset", fontsize=7, title_fontsize=7, loc="upper left", ncol=len(series))
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path, pdf)
@@ -130,7 +165,9 @@ def aggregator_bars(df: pd.DataFrame, path: Path | None = None, metric: str = "m
 def gem_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
     """``metric`` against GeM's exponent p (records with ``agg.p``), one line per dataset over the
     finite p; dashed lines mark sum pooling (p = 1) and dotted ones max pooling (p -> inf: the
-    GeM p = inf record, else a max-pooling record), both at the same dimension."""
+    GeM p = inf record, else a max-pooling record), both at the same dimension; one re-ranking
+    (tables.one_rerank)."""
+    df, rerank = one_rerank(df)
     if "agg.p" not in df.columns or df["agg.p"].notna().sum() == 0:
         raise ValueError("no records with an aggregator parameter p (GeM) to plot")
     df = _newest(df[df[metric].notna()])
@@ -153,7 +190,9 @@ def gem_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pd
                            linewidth=1, label=f"{name}, {ds}")
     ax.set_xlabel("GeM exponent p")
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(f"GeM between average (p = 1) and max pooling (D = {dim})")
+    note = _rerank_note(df, rerank)
+    ax.set_title(f"GeM between average (p = 1) and max pooling{chr(10) if note else ' '}"
+                 f"(D = {dim}{note})", **({"fontsize": 9} if note else {}))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return save_figure(fig, path, pdf)
@@ -163,7 +202,9 @@ def center_prior_plot(df: pd.DataFrame, path: Path | None = None, metric: str = 
                       pdf: bool = False):
     """Sum pooling without vs with SPoC's centre prior (SumPooling records by
     ``agg.center_prior``) per dataset (and feature type, when several), each pair annotated
-    with the difference; each feature type at its most frequent dimension."""
+    with the difference; each feature type at its most frequent dimension; one re-ranking
+    (tables.one_rerank)."""
+    df, rerank = one_rerank(df)
     sub = df[(df["aggregator_class"] == "SumPooling") & df[metric].notna()]
     if "agg.center_prior" not in sub.columns or sub["agg.center_prior"].nunique() < 2:
         raise ValueError("need sum-pooling records both without and with the centre prior")
@@ -186,7 +227,8 @@ def center_prior_plot(df: pd.DataFrame, path: Path | None = None, metric: str = 
                     fontsize=7)
     ax.set_xlabel("dataset")
     ax.set_ylabel(metric_label(metric))
-    ax.set_title(f"Effect of the centre prior\n({_dims_text(dims)})", fontsize=10)
+    ax.set_title(f"Effect of the centre prior\n({_dims_text(dims)}{_rerank_note(sub, rerank)})",
+                 fontsize=10)
     ax.legend(fontsize=7, loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.22), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path, pdf)
@@ -195,8 +237,9 @@ def center_prior_plot(df: pd.DataFrame, path: Path | None = None, metric: str = 
 def feature_type_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP",
                       pdf: bool = False):
     """Deep vs SIFT features per aggregator (groups) and feature type (bars), one panel per
-    dataset; each feature type at its most frequent dimension (in the legend)."""
-    df = df[df[metric].notna()]
+    dataset; each feature type at its most frequent dimension (in the legend); one re-ranking
+    (tables.one_rerank)."""
+    df, rerank = one_rerank(df[df[metric].notna()])
     if df["feature_type"].nunique() < 2:
         raise ValueError("need records of at least two feature types (deep and sift)")
     df, dims = _at_usual_dims(df)
@@ -211,10 +254,53 @@ def feature_type_plot(df: pd.DataFrame, path: Path | None = None, metric: str = 
         _grouped_bars(ax, groups, series)
         ax.set_xlabel("aggregator")
         ax.set_ylabel(metric_label(metric))
-        ax.set_title(f"{ds}: deep vs SIFT local features")
+        note = _rerank_note(sub, rerank)
+        ax.set_title(f"{ds}: deep vs SIFT local features{chr(10) if note else ''}{note[2:]}",
+                     **({"fontsize": 9} if note else {}))
         ax.legend(title="features", fontsize=7, title_fontsize=7, loc="upper left", ncol=2)
         ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path, pdf)
+
+
+def rerank_gain_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP",
+                     pdf: bool = False):
+    """The gain of re-ranking (tables.rerank_gains: ``metric`` with minus without, same setting
+    otherwise) per aggregator (groups; with the feature type and D where those vary) and
+    re-ranking (bars, by ``rerank_label``, one colour each in every panel, one legend below),
+    one panel per dataset; a line at 0."""
+    gains = rerank_gains(df, metric)
+    if gains.empty:
+        raise ValueError("need records of one setting (aggregator, dataset, D) both with and "
+                         "without re-ranking")
+    label = gains["aggregator"].astype(str)
+    if gains["feature_type"].nunique() > 1:
+        label += " (" + gains["feature_type"].astype(str) + ")"
+    if gains["dim"].nunique() > 1:
+        label += ", D = " + gains["dim"].astype(str)
+    gains = gains.assign(group=label)
+    names = sorted(gains["rerank_label"].unique())
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+    datasets = sorted(gains["dataset"].unique())
+    width = max(4.2, 0.35 * gains["group"].nunique() * len(names) + 1.5)
+    fig, axes = _panels(len(datasets), width=width, height=3.4)
+    for ax, ds in zip(axes, datasets):
+        sub = gains[gains["dataset"] == ds]
+        groups = sorted(sub["group"].unique())
+        series = {name: dict(zip(g["group"], g["gain"]))
+                  for name, g in sub.groupby("rerank_label", sort=True)}
+        _grouped_bars(ax, groups, series, fmt="%+.3f", colors=colors)
+        ax.axhline(0, color="0.3", linewidth=0.8)
+        ax.set_xlabel("aggregator")
+        ax.set_ylabel(f"\u0394 {metric_label(metric)} (re-ranked \u2212 none)")
+        ax.set_title(f"{ds}: gain from re-ranking")
+        ax.grid(axis="y", alpha=0.3)
+    handles = [matplotlib.patches.Patch(color=colors[n], label=n) for n in names]
+    ncol = min(4, len(names))
+    fig.legend(handles=handles, title="re-ranking", fontsize=7, title_fontsize=7,
+               loc="lower center", ncol=ncol, frameon=False)
+    rows = -(-len(names) // ncol)
+    return save_figure(fig, path, pdf, rect=(0, (0.2 + 0.15 * rows) / fig.get_size_inches()[1], 1, 1))
 
 
 def comparison_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):

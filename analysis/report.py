@@ -1,9 +1,9 @@
 """``deepagg-report RESULTS_DIR``: one Markdown report of every result below a directory.
 
 Writes ``RESULTS_DIR/report.md`` and, beside it, ``report_files/``: the ablation table
-(Markdown, LaTeX, CSV), the comparison figures whose data exist (PNG; PDF too with ``--pdf``)
-and retrieval examples of the best run per dataset. Every link is relative, and every run links
-to its ``.hydra/config.yaml``.
+(Markdown, LaTeX, CSV), the comparison figures whose data exist (PNG; PDF too with ``--pdf``),
+the gain of re-ranking where runs with and without it exist, and retrieval examples of the best
+run per dataset. Every link is relative, and every run links to its ``.hydra/config.yaml``.
 """
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ from urllib.parse import quote
 import pandas as pd
 
 from analysis import plots
-from analysis.tables import ablation_table, records_frame, to_markdown, write_ablation
+from analysis.paper import NO_RERANK
+from analysis.tables import (ablation_table, has_rerank, one_rerank, records_frame, rerank_gains,
+                             to_markdown, write_ablation)
 from analysis.records import gather, read_records
 
 log = logging.getLogger("deepagg")
@@ -48,16 +50,20 @@ def available_figures(df: pd.DataFrame, metric: str) -> list[tuple[str, str, Cal
     df = df[df[metric].notna()] if metric in df.columns else df.iloc[:0]
     if df.empty:
         return []
-    out = [("aggregators", f"{metric} per aggregator and dataset", plots.aggregator_bars)]
+    methods = "aggregator, re-ranking" if has_rerank(df) else "aggregator"
+    out = [("aggregators", f"{metric} per {methods} and dataset", plots.aggregator_bars)]
     if df.groupby(["aggregator", "dataset"])["dim"].nunique().max() > 1:
         out.append(("dimension", f"{metric} against descriptor dimension", plots.dim_plot))
-    if "agg.p" in df.columns and df["agg.p"].dropna().nunique() > 1:
+    if not rerank_gains(df, metric).empty:
+        out.append(("rerank_gain", f"{metric} gain from re-ranking", plots.rerank_gain_plot))
+    base, _ = one_rerank(df)  # what the figures about aggregation itself draw
+    if "agg.p" in base.columns and base["agg.p"].dropna().nunique() > 1:
         out.append(("gem_p", "GeM: the exponent p", plots.gem_plot))
-    sums = df[df["aggregator_class"] == "SumPooling"]
+    sums = base[base["aggregator_class"] == "SumPooling"]
     if "agg.center_prior" in sums.columns and (
             sums.groupby("dataset")["agg.center_prior"].nunique() > 1).any():
         out.append(("center_prior", "The centre prior: sum pooling vs SPoC", plots.center_prior_plot))
-    if df["feature_type"].nunique() > 1:
+    if base["feature_type"].nunique() > 1:
         out.append(("deep_vs_sift", "Deep vs SIFT local features", plots.feature_type_plot))
     return out
 
@@ -70,7 +76,8 @@ def example_figures(df: pd.DataFrame, dirs: dict[str, Path], assets: Path, metri
     for ds, g in df[df[metric].notna()].groupby("dataset", sort=True):
         best = g.sort_values(metric, ascending=False).iloc[0]
         job = dirs.get(best["config_hash"])
-        what = f"{best['aggregator']}, D = {best['dim']}, {metric} {best[metric]:.3f}"
+        rerank = "" if best["rerank"] == NO_RERANK else f" + {best['rerank_label']}"
+        what = f"{best['aggregator']}{rerank}, D = {best['dim']}, {metric} {best[metric]:.3f}"
         if job is None or not (job / "rankings.npz").exists():
             out.append((ds, None, f"{what}: no rankings.npz in its job folder"))
             continue
@@ -86,18 +93,27 @@ def example_figures(df: pd.DataFrame, dirs: dict[str, Path], assets: Path, metri
 
 
 def runs_table(df: pd.DataFrame, dirs: dict[str, Path], base: Path, metric: str) -> str:
-    """Markdown: one row per record, linking its config and job folder."""
-    lines = [f"| dataset | features | extractor | aggregator | params | D | {metric} | config |",
-             "| --- | --- | --- | --- | --- | ---: | ---: | --- |"]
-    for _, r in df.sort_values(["dataset", "aggregator", "dim"]).iterrows():
-        job = dirs.get(r["config_hash"])
+    """Markdown (pandas / tabulate): one row per record (``rerank`` where some run was
+    re-ranked), linking its config and job folder."""
+    def ref(h) -> str:
+        job = dirs.get(h)
         cfg = job / ".hydra" / "config.yaml" if job is not None else None
-        ref = (f"[config]({link(cfg, base)}) · [folder]({link(job, base)})"
-               if cfg is not None and cfg.exists() else "not found")
-        value = "" if pd.isna(r.get(metric)) else f"{r[metric]:.3f}"
-        lines.append(f"| {r['dataset']} | {r['feature_type']} | {r['extractor']} | {r['aggregator']} "
-                     f"| {r['params']} | {r['dim']} | {value} | {ref} |")
-    return "\n".join(lines)
+        return (f"[config]({link(cfg, base)}) · [folder]({link(job, base)})"
+                if cfg is not None and cfg.exists() else "not found")
+    df = df.sort_values(["dataset", "aggregator", "dim"], kind="stable")
+    columns = {"dataset": df["dataset"], "features": df["feature_type"],
+               "extractor": df["extractor"], "aggregator": df["aggregator"],
+               "params": df["params"]}
+    if has_rerank(df):
+        columns["rerank"] = df["rerank_label"]
+    columns |= {"D": df["dim"].astype(str),
+                metric: df.get(metric, pd.Series(index=df.index, dtype=float)).map(
+                    lambda v: "" if pd.isna(v) else f"{v:.3f}"),
+                "config": df["config_hash"].map(ref)}
+    table = pd.DataFrame(columns).fillna("").astype(str)
+    align = ["left"] * len(columns)
+    align[list(columns).index("D")] = align[list(columns).index(metric)] = "right"
+    return table.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_queries: int = 4,
@@ -120,7 +136,9 @@ def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_qu
           "## Ablation table", "",
           "Methods as rows, dataset metrics as columns; the best measured value of each column in "
           "bold. *(paper)* columns: Babenko & Lempitsky (2015), 256-D deep features, where the "
-          "aggregator, dataset and dimension match (analysis/paper.py).", "",
+          "aggregator, dataset and dimension match and nothing was re-ranked (the paper's table "
+          "has no query expansion; analysis/paper.py). A *rerank* column appears when some run "
+          "was re-ranked (none: the first search's ranking).", "",
           to_markdown(table), "",
           f"Also as [LaTeX]({link(tables['tex'], results_dir)}) and "
           f"[CSV]({link(tables['csv'], results_dir)}).", "", "## Figures", ""]

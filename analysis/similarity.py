@@ -102,26 +102,34 @@ def keypoint_correspondences(positions_a: np.ndarray, positions_b: np.ndarray, H
     return np.column_stack([ia[mutual], ib[nearest_b[mutual]]]).astype(np.int64)
 
 
+def ratio_matches(descriptors_a: np.ndarray, descriptors_b: np.ndarray, ratio: float = 0.8
+                  ) -> np.ndarray:
+    """(m, 2) matches (index in a, index in b) that pass Lowe's ratio test: the nearest
+    descriptor of b (L2, ``cv2.BFMatcher.knnMatch`` with k = 2) is closer than ``ratio`` times
+    the second nearest. Needs at least two descriptors in b (else no matches)."""
+    if len(descriptors_a) == 0 or len(descriptors_b) < 2:
+        return np.zeros((0, 2), np.int64)
+    knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(np.asarray(descriptors_a, np.float32),
+                                              np.asarray(descriptors_b, np.float32), k=2)
+    return np.array([(m.queryIdx, m.trainIdx) for m, n in (p for p in knn if len(p) == 2)
+                     if m.distance < ratio * n.distance], np.int64).reshape(-1, 2)
+
+
 def estimate_homography(a: LocalFeatures, b: LocalFeatures, size_a: tuple[int, int],
                         size_b: tuple[int, int], ratio: float = 0.8,
                         reprojection_px: float = 4.0, min_inliers: int = 15
                         ) -> tuple[np.ndarray | None, int]:
     """(H, number of inliers): the homography from pixels of a to pixels of b, fitted by RANSAC
-    (``cv2.findHomography``) to descriptor matches that pass Lowe's ratio test; (None, inliers)
-    when fewer than ``min_inliers`` matches survive. Works on stored (Root)SIFT features."""
+    (``cv2.findHomography``) to the descriptor matches that pass Lowe's ratio test
+    (``ratio_matches``); (None, count) when fewer than ``min_inliers`` matches or inliers
+    survive. Works on stored (Root)SIFT features."""
     if a.n < 2 or b.n < 2:
         return None, 0
-    da = np.asarray(a.descriptors, np.float32)
-    db = np.asarray(b.descriptors, np.float32)
-    d2 = (da ** 2).sum(1)[:, None] - 2 * da @ db.T + (db ** 2).sum(1)[None, :]
-    two = np.argpartition(d2, 1, axis=1)[:, :2]  # nearest, then second nearest
-    first, second = np.maximum(np.take_along_axis(d2, two, axis=1), 0).T
-    best = two[:, 0]
-    keep = np.flatnonzero(np.sqrt(first) < ratio * np.sqrt(second))
-    if len(keep) < max(4, min_inliers):
-        return None, int(len(keep))
-    src = to_pixels(a.positions[keep], size_a).astype(np.float32)
-    dst = to_pixels(b.positions[best[keep]], size_b).astype(np.float32)
+    matches = ratio_matches(a.descriptors, b.descriptors, ratio)
+    if len(matches) < max(4, min_inliers):
+        return None, int(len(matches))
+    src = to_pixels(a.positions[matches[:, 0]], size_a).astype(np.float32)
+    dst = to_pixels(b.positions[matches[:, 1]], size_b).astype(np.float32)
     H, mask = cv2.findHomography(src, dst, cv2.RANSAC, reprojection_px)
     inliers = int(mask.sum()) if mask is not None else 0
     return (H if H is not None and inliers >= min_inliers else None), inliers

@@ -2,6 +2,7 @@
 per feature type, one row per (level, similarity kind)."""
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Sequence
 
@@ -68,14 +69,51 @@ def similarity_figure(samples: dict, rows: Sequence[tuple[str, str]], path: Path
             ax.grid(alpha=0.25)
     handles, labels = next((ax.get_legend_handles_labels() for ax in axes.flat if ax.axison),
                            ([], []))
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False,
-               bbox_to_anchor=(0.5, 0.025 if note else 0.0))
-    fig.suptitle(RECONSTRUCTION, fontsize=9)
-    if note:
-        fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, color="0.3")
-    fig.tight_layout(rect=(0, 0.08 if note else 0.05, 1, 0.96))
+    _lay_out_margins(fig, note, handles, labels)
     if path is not None:
         for fmt in formats:
             fig.savefig(Path(path).with_suffix(f".{fmt}"))
     plt.close(fig)
     return fig
+
+
+def _wrap_to_width(text, width_px: float, renderer) -> None:
+    """Re-wrap a Text artist, paragraph by paragraph (its own line breaks kept), so that no line
+    is wider than ``width_px``. ``textwrap`` breaks the lines; the characters per line come from
+    the renderer's measure of the text (a proportional font), narrowed until it fits."""
+    paragraphs = text.get_text().split("\n")
+    for i, paragraph in enumerate(paragraphs):
+        text.set_text(paragraph)
+        full = text.get_window_extent(renderer).width
+        chars = int(len(paragraph) * width_px / full) if full > width_px else 0
+        while chars:
+            paragraphs[i] = textwrap.fill(paragraph, max(chars, 8))
+            text.set_text(paragraphs[i])
+            if chars <= 8 or text.get_window_extent(renderer).width <= width_px:
+                break
+            chars = int(chars * 0.9)
+    text.set_text("\n".join(paragraphs))
+
+
+def _lay_out_margins(fig, note: str, handles, labels, pad_in: float = 0.05) -> None:
+    """The title on top, then at the bottom the note (both wrapped to the figure width; the
+    figure grown by the note's height so that the panels keep their size), the legend above it,
+    the panels above both (tight_layout inside what is left)."""
+    renderer = fig.canvas.get_renderer()
+    width_px = fig.bbox.width * 0.98
+    title = fig.suptitle(RECONSTRUCTION, fontsize=9)
+    _wrap_to_width(title, width_px, renderer)
+    note_in = 0.0
+    if note:
+        text = fig.text(0.5, 0.0, note, ha="center", va="bottom", fontsize=7, color="0.3")
+        _wrap_to_width(text, width_px, renderer)
+        note_in = text.get_window_extent(renderer).height / fig.dpi + pad_in
+        w, h = fig.get_size_inches()
+        fig.set_size_inches(w, h + note_in)
+        text.set_y(pad_in / (h + note_in))
+    height_in = fig.get_size_inches()[1]
+    legend = fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False,
+                        bbox_to_anchor=(0.5, (note_in + pad_in) / height_in))
+    legend_in = legend.get_window_extent(renderer).height / fig.dpi if labels else 0.0
+    # tight_layout keeps the panels below the suptitle itself, not above figure texts
+    fig.tight_layout(rect=(0, (note_in + legend_in + 2 * pad_in) / height_in, 1, 1))

@@ -1,6 +1,7 @@
 """Result tables: records -> one flat DataFrame -> CSV and Markdown; ablation tables (methods as
 rows, dataset metrics as columns, the best of each column marked, the paper's numbers beside)
-in Markdown, LaTeX (booktabs) and CSV."""
+in Markdown, LaTeX (booktabs) and CSV, written by pandas (tabulate, Styler); the gain of
+re-ranking over the same setting without it."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,29 +10,39 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from analysis.paper import PAPER_METRIC, paper_value
+from analysis.paper import NO_RERANK, PAPER_METRIC, mark_reconstruction, paper_value
 
-ID_COLUMNS = ["dataset", "extractor", "aggregator", "dim", "fit_on"]
+ID_COLUMNS = ["dataset", "extractor", "aggregator", "rerank", "dim", "fit_on"]
 TIME_COLUMNS = ["extract_s", "aggregate_s"]
 #: columns that describe a run rather than measure it
 DESCRIPTIVE = ["dataset", "feature_type", "extractor", "aggregator", "aggregator_class", "params",
-               "dim", "fit_on", "whiten", "experiment", "config_hash", "job_dir", "timestamp"]
+               "rerank", "rerank_label", "dim", "fit_on", "whiten", "experiment", "config_hash",
+               "job_dir", "timestamp"]
 #: candidate row keys of an ablation table, in display order
-METHOD_COLUMNS = ["feature_type", "extractor", "aggregator", "params", "dim", "fit_on", "whiten"]
+METHOD_COLUMNS = ["feature_type", "extractor", "aggregator", "params", "rerank", "rerank_label",
+                  "dim", "fit_on", "whiten"]
+#: what makes two runs the same setting apart from their re-ranking
+SETTING_COLUMNS = ["dataset", "feature_type", "extractor", "aggregator", "params", "dim", "fit_on",
+                   "whiten"]
 PAPER_SUFFIX = " (paper)"
 
 
 def records_frame(records: list[dict]) -> pd.DataFrame:
     """One row per record: identity columns, every metric, timings, config hash; aggregator
-    hyper-parameters also as ``agg.NAME`` columns and as one ``params`` string ("p=3")."""
+    hyper-parameters also as ``agg.NAME`` columns and as one ``params`` string ("p=3");
+    ``rerank`` (the rerank config, "none" for records without one) and ``rerank_label`` (the
+    record's label, else the config name; reconstructions say so)."""
     rows = []
     for r in records:
         post = r.get("postprocess", {})
         params = r.get("aggregator_params", {}) or {}
+        rerank = r.get("rerank") or NO_RERANK
         row = {"dataset": r["dataset"], "feature_type": r.get("feature_type", "deep"),
                "extractor": r.get("extractor"), "aggregator": r["aggregator"],
                "aggregator_class": r.get("aggregator_class"),
                "params": ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
+               "rerank": rerank,
+               "rerank_label": mark_reconstruction(str(r.get("rerank_label") or rerank), rerank),
                "dim": r["dim"], "fit_on": post.get("fit_on"), "whiten": post.get("whiten"),
                "experiment": r.get("experiment")}
         row.update({f"agg.{k}": v for k, v in params.items()})
@@ -44,6 +55,35 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def reranks(df: pd.DataFrame) -> pd.Series:
+    """The rerank config of every row ("none" where the frame or the row has none)."""
+    if "rerank" not in df.columns:
+        return pd.Series(NO_RERANK, index=df.index, dtype=object)
+    return df["rerank"].fillna(NO_RERANK)
+
+
+def rerank_names(df: pd.DataFrame) -> pd.Series:
+    """``reranks`` as tables print them: " (reconstruction)" after reconstructed ones."""
+    return reranks(df).map(lambda r: mark_reconstruction(str(r), r))
+
+
+def has_rerank(df: pd.DataFrame) -> bool:
+    """Whether some row was re-ranked."""
+    return bool((reranks(df) != NO_RERANK).any())
+
+
+def one_rerank(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """The rows of one re-ranking, for figures about something else (aggregation, features):
+    those without re-ranking when there are any, else those of the most frequent rerank config
+    (the first by name among equally frequent ones); and that config."""
+    rr = reranks(df)
+    if len(df) == 0 or (rr == NO_RERANK).any():
+        return df[rr == NO_RERANK], NO_RERANK
+    counts = rr.value_counts()
+    pick = sorted(counts[counts == counts.max()].index)[0]
+    return df[rr == pick], pick
+
+
 def metric_columns(df: pd.DataFrame) -> list[str]:
     """The measured columns: everything but descriptions, ``agg.*``, timings and counts."""
     return [c for c in df.columns if c not in DESCRIPTIVE and not c.startswith("agg.")
@@ -52,20 +92,23 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
 
 def paper_column(df: pd.DataFrame) -> pd.Series:
     """Per row, the paper's number for the same setting (aggregator, dataset, 256-D, deep
-    features; mAP, or N-S for UKBench), else NaN."""
+    features, no re-ranking; mAP, or N-S for UKBench), else NaN."""
     def value(r):
         metric = PAPER_METRIC.get(r["dataset"])
         v = paper_value(r["aggregator"], r["dataset"], metric, r.get("dim"),
-                        r.get("feature_type", "deep")) if metric else None
+                        r.get("feature_type", "deep"), r["rerank"]) if metric else None
         return float("nan") if v is None else v
-    return df.apply(value, axis=1) if len(df) else pd.Series(dtype=float)
+    return df.assign(rerank=reranks(df)).apply(value, axis=1) if len(df) else pd.Series(dtype=float)
 
 
 def format_table(df: pd.DataFrame) -> str:
-    """Markdown table: identity, metrics (3 decimals), the paper's number where the setting is
-    the paper's (column ``paper``), extraction and aggregation seconds."""
-    cols = [c for c in ID_COLUMNS if c in df.columns] + metric_columns(df)
-    out = df[cols].copy()
+    """Markdown table: identity (``rerank`` only when some row was re-ranked), metrics
+    (3 decimals), the paper's number where the setting is the paper's (column ``paper``),
+    extraction and aggregation seconds."""
+    ids = [c for c in ID_COLUMNS if c in df.columns and (c != "rerank" or has_rerank(df))]
+    out = df[ids + metric_columns(df)].copy()
+    if "rerank" in ids:
+        out["rerank"] = rerank_names(df)
     paper = paper_column(df)
     if paper.notna().any():
         out["paper"] = paper
@@ -85,24 +128,32 @@ def write_tables(df: pd.DataFrame, out_dir: Path) -> None:
 # ----------------------------------------------------------------------------- ablation
 def method_columns(df: pd.DataFrame) -> list[str]:
     """The method columns that vary across ``df``: always ``aggregator``; ``params`` only where
-    one aggregator was run with several settings."""
+    one aggregator was run with several settings; ``rerank`` where some row was re-ranked;
+    ``rerank_label`` only where one rerank config was run with several settings."""
     def varies(c: str) -> bool:
         if c == "params":
             return bool((df.astype({c: str}).groupby("aggregator")[c].nunique() > 1).any())
+        if c == "rerank":
+            return has_rerank(df)
+        if c == "rerank_label":
+            return bool((df[c].astype(str).groupby(reranks(df)).nunique() > 1).any())
         return df[c].astype(str).nunique() > 1
     return [c for c in METHOD_COLUMNS if c in df.columns and (c == "aggregator" or varies(c))]
 
 
 def ablation_table(df: pd.DataFrame, metrics: Sequence[str] = ("mAP", "N-S"),
                    index: Sequence[str] | None = None, paper: bool = True) -> pd.DataFrame:
-    """Methods as rows (``index``, default ``method_columns``), one column ``"DATASET METRIC"``
-    per dataset and metric that has values, each followed by ``"DATASET METRIC (paper)"`` where
-    the paper reports a number for some row (paper.paper_value: same aggregator and dataset,
-    256-D, deep features). A cell several records share holds the newest record's value."""
+    """Methods as rows (``index``, default ``method_columns``; runs without re-ranking first),
+    one column ``"DATASET METRIC"`` per dataset and metric that has values, each followed by
+    ``"DATASET METRIC (paper)"`` where the paper reports a number for some row (paper.paper_value:
+    same aggregator and dataset, 256-D, deep features, no re-ranking). A ``rerank`` key reads as
+    ``rerank_names``. A cell several records share holds the newest record's value."""
     index = list(index) if index is not None else method_columns(df)
     df = df.sort_values("timestamp", kind="stable") if "timestamp" in df.columns else df
+    df = df.assign(rerank=rerank_names(df))  # "none" stays "none": paper_value still tells
     key_of = lambda r: tuple(r[c] for c in index)  # noqa: E731
-    keys = sorted(dict.fromkeys(key_of(r) for _, r in df.iterrows()), key=_sort_key)
+    keys = sorted(dict.fromkeys(key_of(r) for _, r in df.iterrows()),
+                  key=lambda k: _sort_key(k, index))
     columns: dict[str, list] = {}
     for dataset in sorted(df["dataset"].unique()):
         sub = df[df["dataset"] == dataset]
@@ -113,7 +164,7 @@ def ablation_table(df: pd.DataFrame, metrics: Sequence[str] = ("mAP", "N-S"),
             for _, r in sub[sub[metric].notna()].iterrows():  # newest last: it wins
                 values[key_of(r)] = r[metric]
                 refs[key_of(r)] = paper_value(r["aggregator"], dataset, metric, r["dim"],
-                                              r.get("feature_type"))
+                                              r.get("feature_type"), r["rerank"])
             columns[f"{dataset} {metric}"] = [values.get(k, np.nan) for k in keys]
             if paper and any(v is not None for v in refs.values()):
                 columns[f"{dataset} {metric}{PAPER_SUFFIX}"] = [
@@ -122,10 +173,15 @@ def ablation_table(df: pd.DataFrame, metrics: Sequence[str] = ("mAP", "N-S"),
     return table.dropna(how="all")
 
 
-def _sort_key(key: tuple) -> tuple:
-    """Numbers in numeric order, then strings; None last."""
-    return tuple((2, "") if v is None or v != v else (0, v, "") if isinstance(v, (int, float))
-                 else (1, str(v)) for v in key)
+def _sort_key(key: tuple, names: Sequence[str]) -> tuple:
+    """No re-ranking first, then numbers in numeric order, then strings; None last."""
+    def rank(name, v):
+        if name == "rerank" and v == NO_RERANK:
+            return (-1, "")
+        if v is None or v != v:
+            return (2, "")
+        return (0, v, "") if isinstance(v, (int, float)) else (1, str(v))
+    return tuple(rank(n, v) for n, v in zip(names, key))
 
 
 def best_mask(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
@@ -140,46 +196,37 @@ def best_mask(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
     return mask
 
 
-def _cells(table: pd.DataFrame, decimals: int, bold) -> list[list[str]]:
-    """Row-major cell strings: the method keys, then the values (``bold`` applied to the best)."""
-    best = best_mask(table, decimals)
-    rows = []
-    for i, key in enumerate(table.index):
-        cells = ["" if pd.isna(k) else str(k) for k in (key if isinstance(key, tuple) else (key,))]
-        for v, b in zip(table.iloc[i], best.iloc[i]):
-            s = "" if pd.isna(v) else f"{v:.{decimals}f}"
-            cells.append(bold(s) if s and b else s)
-        rows.append(cells)
-    return rows
+def _keys_frame(table: pd.DataFrame) -> pd.DataFrame:
+    """The method keys of ``table`` as string columns ("" for missing)."""
+    keys = table.index.to_frame(index=False)
+    return keys.apply(lambda col: col.map(lambda k: "" if pd.isna(k) else str(k))).astype(object)
 
 
 def to_markdown(table: pd.DataFrame, decimals: int = 3) -> str:
-    """Markdown with the best value of each measured column in bold."""
-    header = list(table.index.names) + list(table.columns)
-    rows = _cells(table, decimals, lambda s: f"**{s}**")
-    align = ["---"] * table.index.nlevels + ["---:"] * table.shape[1]
-    lines = [header, align] + rows
-    return "\n".join("| " + " | ".join(r) + " |" for r in lines)
-
-
-def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
-                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
-        s = s.replace(a, b)
-    return s
+    """Markdown (pandas / tabulate) with the best value of each measured column in bold."""
+    best = best_mask(table, decimals).reset_index(drop=True)
+    values = table.reset_index(drop=True).apply(
+        lambda col: col.map(lambda v: "" if pd.isna(v) else f"{v:.{decimals}f}"))
+    values = values.mask(best, "**" + values + "**")
+    cells = pd.concat([_keys_frame(table), values], axis=1)
+    align = ("left",) * table.index.nlevels + ("right",) * table.shape[1]
+    # the cells are already text: tabulate must not re-parse "0.800" as a number
+    return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def to_latex(table: pd.DataFrame, decimals: int = 3) -> str:
-    """A booktabs tabular with the best value of each measured column in \\textbf."""
-    n_key = table.index.nlevels
-    header = [_tex(str(c)) for c in list(table.index.names) + list(table.columns)]
-    rows = [[_tex(c) if i < n_key else c for i, c in enumerate(r)]
-            for r in _cells(table, decimals, lambda s: rf"\textbf{{{s}}}")]
-    lines = [rf"\begin{{tabular}}{{{'l' * n_key}{'r' * table.shape[1]}}}", r"\toprule",
-             " & ".join(header) + r" \\", r"\midrule"]
-    lines += [" & ".join(r) + r" \\" for r in rows]
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines) + "\n"
+    """A booktabs tabular (pandas Styler) with the best value of each measured column in
+    \\textbf; text escaped for LaTeX."""
+    best = best_mask(table, decimals).reset_index(drop=True)
+    keys = _keys_frame(table)
+    cells = pd.concat([keys, table.reset_index(drop=True)], axis=1)
+    styler = (cells.style.hide(axis="index")
+              .format(precision=decimals, na_rep="", escape="latex")
+              .format_index(escape="latex", axis=1)
+              .apply(lambda col: np.where(best[col.name], "textbf:--rwrap;", ""),
+                     subset=list(table.columns), axis=0))
+    return styler.to_latex(hrules=True,
+                           column_format="l" * keys.shape[1] + "r" * table.shape[1])
 
 
 def write_ablation(table: pd.DataFrame, out_dir: Path, stem: str = "ablation",
@@ -192,3 +239,29 @@ def write_ablation(table: pd.DataFrame, out_dir: Path, stem: str = "ablation",
     paths["tex"].write_text(to_latex(table, decimals))
     table.to_csv(paths["csv"])
     return paths
+
+
+# ----------------------------------------------------------------------------- re-ranking
+def rerank_gains(df: pd.DataFrame, metric: str = "mAP") -> pd.DataFrame:
+    """One row per re-ranked setting that also has a run without re-ranking (same
+    SETTING_COLUMNS): those columns, ``rerank``, ``rerank_label``, ``reranked`` and ``plain``
+    (``metric`` with and without re-ranking) and ``gain`` = reranked - plain. Where several
+    records share a setting, the newest counts."""
+    keys = [c for c in SETTING_COLUMNS if c in df.columns]
+    out_columns = keys + ["rerank", "rerank_label", "reranked", "plain", "gain"]
+    if metric not in df.columns:
+        return pd.DataFrame(columns=out_columns)
+    df = df[df[metric].notna()]
+    df = df.sort_values("timestamp", kind="stable") if "timestamp" in df.columns else df
+    df = df.assign(rerank=reranks(df))
+    if "rerank_label" not in df.columns:
+        df = df.assign(rerank_label=df["rerank"])
+    none = df["rerank"] == NO_RERANK
+    ranked_keys = keys + ["rerank", "rerank_label"]
+    plain = df[none].drop_duplicates(keys, keep="last")[keys + [metric]]
+    ranked = df[~none].drop_duplicates(ranked_keys, keep="last")[ranked_keys + [metric]]
+    out = ranked.rename(columns={metric: "reranked"}).merge(
+        plain.rename(columns={metric: "plain"}), on=keys, how="inner")
+    out["gain"] = out["reranked"] - out["plain"]
+    order = [c for c in ("dataset", "aggregator", "dim", "rerank", "rerank_label") if c in out]
+    return out.sort_values(order, kind="stable").reset_index(drop=True)[out_columns]

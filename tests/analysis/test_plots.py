@@ -158,3 +158,76 @@ def test_judge_puts_junk_before_positives():
     from benchmarks.base import ImageRef, Query
     q = Query(ImageRef("q"), {"easy": np.array([1]), "hard": np.array([2]), "junk": np.array([2, 3])})
     assert judge(q, [1, 2, 3, 4]) == ["correct", "junk", "junk", "incorrect"]
+
+
+# ----------------------------------------------------------------------------- re-ranking
+def reranked(record, rerank, label=None):
+    out = record | {"rerank": rerank, "config_hash": f"{record['config_hash']}-{rerank}-{label}"}
+    return out | ({"rerank_label": label} if label else {})
+
+
+@pytest.fixture
+def rerank_frame(make_record):
+    """sum and max with and without AQE on two datasets, SPoC with the paper's QE (by hand)."""
+    r = make_record
+    return records_frame([r("holidays", "sum", .80), reranked(r("holidays", "sum", .85), "aqe", "AQE(k=5)"),
+                          r("holidays", "max", .70), reranked(r("holidays", "max", .67), "aqe", "AQE(k=5)"),
+                          r("oxford5k", "sum", .60), reranked(r("oxford5k", "sum", .66), "aqe", "AQE(k=5)"),
+                          r("holidays", "spoc", .78), reranked(r("holidays", "spoc", .82), "spoc_qe")])
+
+
+def test_comparison_bars_show_each_aggregator_with_and_without_reranking(rerank_frame):
+    ax = plots.comparison_plot(rerank_frame).axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["max", "max + AQE(k=5)", "spoc", "spoc + spoc_qe (reconstruction)", "sum",
+                     "sum + AQE(k=5)"]
+    assert ax.get_xlabel() == "aggregator + re-ranking" and legend_texts(ax) == ["holidays", "oxford5k"]
+    # bar centres lie on the tick of their group: map each bar to its group and check its height
+    at = {(round(p.get_x() + p.get_width() / 2), round(p.get_height(), 3)) for p in ax.patches}
+    assert {(ticks[round(x)], h) for x, h in at} >= {("sum + AQE(k=5)", .85), ("max + AQE(k=5)", .67),
+                                                     ("spoc + spoc_qe (reconstruction)", .82), ("sum", .80)}
+    assert len(ax.patches) == 8
+
+
+def test_rerank_gain_plot_draws_reranked_minus_plain_per_dataset(rerank_frame, tmp_path):
+    fig = plots.rerank_gain_plot(rerank_frame, tmp_path / "gain.png", pdf=True)
+    assert [ax.get_title() for ax in fig.axes] == ["holidays: gain from re-ranking",
+                                                   "oxford5k: gain from re-ranking"]
+    hol, oxf = fig.axes
+    assert [t.get_text() for t in hol.get_xticklabels()] == ["max", "spoc", "sum"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["AQE(k=5)", "spoc_qe (reconstruction)"]
+    assert [p.get_facecolor() for p in oxf.patches] == [hol.patches[0].get_facecolor()]  # AQE: one colour
+    heights = sorted(round(p.get_height(), 3) for p in hol.patches)
+    assert heights == [-0.03, 0.04, 0.05]                       # max -0.03, spoc +0.04, sum +0.05
+    assert sorted(t.get_text() for t in hol.texts) == ["+0.040", "+0.050", "-0.030"]   # bar labels
+    assert hol.get_ylim()[0] < -0.03 and hol.get_ylim()[1] > 0.05   # the loss is visible too
+    assert [round(p.get_height(), 3) for p in oxf.patches] == [0.06]
+    assert hol.get_ylabel() == "\u0394 mAP (re-ranked \u2212 none)"
+    assert (tmp_path / "gain.png").stat().st_size > 0 and (tmp_path / "gain.pdf").exists()
+    with pytest.raises(ValueError, match="with and without re-ranking"):
+        plots.rerank_gain_plot(rerank_frame[rerank_frame["rerank"] == "none"])
+
+
+def test_aggregation_figures_keep_to_runs_without_reranking(make_record):
+    r = make_record
+    df = records_frame([r(ds, agg, v, params={"center_prior": agg == "spoc"})
+                        for ds, agg, v in (("holidays", "sum", .80), ("holidays", "spoc", .78))]
+                       + [reranked(r("holidays", agg, v, params={"center_prior": agg == "spoc"}),
+                                   "aqe", "AQE") for agg, v in (("sum", .90), ("spoc", .95))])
+    ax = plots.center_prior_plot(df).axes[0]
+    assert sorted(round(p.get_height(), 3) for p in ax.patches) == [0.78, 0.80]
+    assert "re-ranked" not in ax.get_title()
+    only_qe = df[df["rerank"] == "aqe"]
+    ax = plots.center_prior_plot(only_qe).axes[0]
+    assert sorted(round(p.get_height(), 3) for p in ax.patches) == [0.90, 0.95]
+    assert "re-ranked: AQE" in ax.get_title()
+
+
+def test_dim_plot_draws_a_line_per_aggregator_and_reranking(make_record):
+    df = records_frame([rec for d, v in ((128, .5), (256, .6)) for rec in
+                        (make_record("holidays", "sum", v, dim=d),
+                         reranked(make_record("holidays", "sum", v + .1, dim=d), "aqe", "AQE"))])
+    ax = plots.comparison_plot(df).axes[0]
+    assert legend_texts(ax) == ["sum", "sum + AQE"]
+    assert ax.get_legend().get_title().get_text() == "aggregator + re-ranking"
+    np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), [.6, .7])

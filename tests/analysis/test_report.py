@@ -42,17 +42,30 @@ def links(markdown: str) -> list[str]:
     return re.findall(r"\]\(([^)]+)\)", markdown)
 
 
+def table_rows(markdown: str, header_start: str) -> list[list[str]]:
+    """The cells of the pipe table whose header starts with ``header_start`` (header first)."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return [[c.strip() for c in line.strip().strip("|").split("|")]
+            for i, line in enumerate(lines[start:end]) if i != 1]
+
+
 def test_report_embeds_tables_existing_figures_examples_and_configs(results):
     md = build_report(results, pdf=True, n_queries=2, k=3).read_text()
     assert "## Ablation table" in md
-    assert "| sum | **0.900** | **0.800** | 0.802 |" in md       # best bold, paper beside it
-    assert "| spoc |  | 0.780 | 0.784 |" in md
+    ablation = table_rows(md, "| aggregator")
+    assert ablation[0] == ["aggregator", "demo mAP", "holidays mAP", "holidays mAP (paper)"]
+    assert ["sum", "**0.900**", "**0.800**", "0.802"] in ablation   # best bold, paper beside it
+    assert ["spoc", "", "0.780", "0.784"] in ablation
+    assert table_rows(md, "| dataset")[0] == ["dataset", "features", "extractor", "aggregator", "params",
+                                             "D", "mAP", "config"]                 # no rerank column
     for target in links(md):                                   # every link resolves
         assert (results / unquote(target)).exists(), target
     figures = [t for t in links(md) if t.endswith(".png")]
     assert "report_files/aggregators.png" in figures and "report_files/center_prior.png" in figures
     assert "report_files/examples_demo.png" in figures
-    assert not any(("gem" in f or "dimension" in f or "deep_vs_sift" in f) for f in figures)
+    assert not any(("gem" in f or "dimension" in f or "deep_vs_sift" in f or "rerank" in f) for f in figures)
     assert sum(t.endswith(".hydra/config.yaml") for t in links(md)) == 4   # one per run
     assert "3_dataset%3Ddemo" not in md and "3_dataset=demo/.hydra/config.yaml" in md
     assert "report_files/ablation.tex" in links(md) and "report_files/ablation.csv" in links(md)
@@ -76,3 +89,30 @@ def test_cli_writes_the_report_and_fails_clearly_without_results(results, tmp_pa
     with pytest.raises(SystemExit) as e:
         main([str(empty)])
     assert e.value.code == 2 and "no results.jsonl" in capsys.readouterr().err
+
+
+def test_report_carries_reranking_through_table_figures_and_runs(tmp_path, make_record):
+    root = tmp_path / "multirun"
+    holidays = {"_target_": "benchmarks.holidays.load_holidays", "root": "/absent", "name": "holidays"}
+    runs = {("sum", "none"): 0.80, ("sum", "alpha_qe"): 0.86, ("max", "none"): 0.70,
+            ("max", "alpha_qe"): 0.68, ("spoc", "spoc_qe"): 0.83}
+    alpha = "\u03b1QE(k=2,\u03b1=3)"
+    labels = {"alpha_qe": alpha, "spoc_qe": "SPoC-QE (reconstruction)"}
+    for i, ((agg, rr), v) in enumerate(runs.items()):
+        rec = make_record("holidays", agg, v) | {"rerank": rr, "config_hash": f"h{i}"}
+        rec |= {"rerank_label": labels[rr]} if rr != "none" else {}
+        write_job(root / f"{i}_aggregator={agg},rerank={rr}", rec, holidays)
+    md = build_report(root, n_queries=0).read_text()
+    ablation = table_rows(md, "| aggregator")
+    assert ablation[0] == ["aggregator", "rerank", "holidays mAP", "holidays mAP (paper)"]
+    assert ablation[1:] == [["max", "none", "0.700", "0.711"], ["max", "alpha_qe", "0.680", ""],
+                            ["spoc", "spoc_qe (reconstruction)", "0.830", ""],
+                            ["sum", "none", "0.800", "0.802"], ["sum", "alpha_qe", "**0.860**", ""]]
+    figures = [t for t in links(md) if t.endswith(".png")]
+    assert figures == ["report_files/aggregators.png", "report_files/rerank_gain.png"]
+    assert "### mAP gain from re-ranking" in md and "### mAP per aggregator, re-ranking and dataset" in md
+    runs_list = table_rows(md, "| dataset")
+    assert runs_list[0][:6] == ["dataset", "features", "extractor", "aggregator", "params", "rerank"]
+    assert {(r[3], r[5]) for r in runs_list[1:]} == {
+        ("sum", "none"), ("sum", alpha), ("max", "none"), ("max", alpha), ("spoc", "SPoC-QE (reconstruction)")}
+    assert r"spoc\_qe (reconstruction)" in (root / "report_files" / "ablation.tex").read_text()

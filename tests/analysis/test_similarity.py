@@ -5,7 +5,7 @@ import pytest
 from analysis.similarity import (apply_homography, estimate_homography, gather_pairs,
                                  grid_correspondences, keypoint_correspondences, map_positions,
                                  overlap_coefficient, pair_similarity, random_feature_pairs,
-                                 separation, to_pixels, view_to_view)
+                                 ratio_matches, separation, to_pixels, view_to_view)
 from features import LocalFeatures
 
 
@@ -133,3 +133,56 @@ def test_identical_distributions_are_inseparable_and_disjoint_ones_perfectly_sep
 def test_overlap_of_half_shifted_uniforms_is_one_half():
     x = np.linspace(0, 1, 100001)
     assert overlap_coefficient(x, x + 0.5, bins=150) == pytest.approx(0.5, abs=0.01)
+
+
+def test_ratio_matches_agree_with_a_float64_brute_force_ratio_test():
+    rng = np.random.default_rng(1)
+    b = rng.random((300, 128)).astype(np.float32)
+    a = np.concatenate([b[:120] + rng.normal(0, 0.02, (120, 128)),     # near copies: they pass
+                        rng.random((80, 128))]).astype(np.float32)      # unrelated: mostly fail
+    d = np.sqrt(((a[:, None, :].astype(np.float64) - b[None].astype(np.float64)) ** 2).sum(-1))
+    order = np.sort(d, axis=1)
+    keep = np.flatnonzero(order[:, 0] < 0.8 * order[:, 1])
+    expected = np.column_stack([keep, d[keep].argmin(1)])
+    got = ratio_matches(a, b, 0.8)
+    np.testing.assert_array_equal(got[np.argsort(got[:, 0])], expected)
+    assert {tuple(m) for m in got} >= {(i, i) for i in range(120)}
+    assert ratio_matches(a, b[:1]).shape == (0, 2) and ratio_matches(a[:0], b).shape == (0, 2)
+
+
+def similarity_samples(types=("deep", "sift"), seed=0):
+    rng = np.random.default_rng(seed)
+    return {(level, t, "cosine"): (rng.normal(0.6, 0.1, 200), rng.normal(0.2, 0.1, 200))
+            for level in ("local", "image") for t in types}
+
+
+@pytest.mark.parametrize("types", [("deep", "sift"), ("deep",)])
+def test_similarity_figure_keeps_a_long_note_inside_the_figure(types, tmp_path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from analysis.similarity_figure import similarity_figure
+    note = ("custom_dataset_with_a_long_name: 212 matching image pairs, homographies from RANSAC on "
+            "sift; non-matching pairs: random features of unrelated images (seed 0); PCA-whitening "
+            "(128 dims) fitted on demo_holdout; ") * 3
+    rows = [("local", "cosine"), ("image", "cosine")]
+    short = similarity_figure(similarity_samples(types), rows)
+    fig = similarity_figure(similarity_samples(types), rows, tmp_path / "f", note=note)
+    assert (tmp_path / "f.png").stat().st_size > 0
+    canvas = FigureCanvasAgg(fig)                                      # pyplot closed the figure
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    box = fig.bbox
+    (text,) = [t for t in fig.texts if "".join(t.get_text().split()) == "".join(note.split())]
+    assert text.get_text().count("\n") >= 2                           # wrapped
+    for artist in [text, fig._suptitle, fig.legends[0]]:               # nothing cut at an edge
+        e = artist.get_window_extent(renderer)
+        assert box.x0 <= e.x0 and e.x1 <= box.x1 and box.y0 <= e.y0 and e.y1 <= box.y1, artist
+    note_top = text.get_window_extent(renderer).y1
+    legend = fig.legends[0].get_window_extent(renderer)
+    assert legend.y0 >= note_top                                       # legend above the note
+    for ax in fig.axes:                                                # panels (labels too) above both
+        assert ax.get_tightbbox(renderer).y0 >= legend.y1
+    # the panels keep their size: the figure grows by the note
+    sizes = [tuple(np.round(ax.get_position().transformed(f.transFigure).size, 0))
+             for f in (short, fig) for ax in f.axes[:1]]
+    assert abs(sizes[0][0] - sizes[1][0]) <= 2 and abs(sizes[0][1] - sizes[1][1]) <= 0.1 * sizes[0][1]
