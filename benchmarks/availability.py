@@ -2,53 +2,39 @@
 from __future__ import annotations
 
 import importlib
-import inspect
 from collections.abc import Iterable, Mapping
 
-#: loader -> the ``deepagg-download`` name of its dataset (None: no download, e.g. your own data)
-DOWNLOAD_NAMES = {
-    "benchmarks.holidays.load_holidays": "holidays",
-    "benchmarks.oxford.load_oxford5k": "oxford5k",
-    "benchmarks.oxford.load_paris6k": "paris6k",
-    "benchmarks.revisited.load_roxford5k": "roxford5k",
-    "benchmarks.revisited.load_rparis6k": "rparis6k",
-    "benchmarks.ukbench.load_ukbench": "ukbench",
-    "benchmarks.custom.load_custom": None,
-}
+from benchmarks import registry
+from benchmarks.errors import DatasetError
 
 
 def missing_requirements(dataset_cfgs: Iterable[Mapping]) -> list[str]:
     """One line per missing folder or file of the given dataset configs (``conf/dataset/*.yaml``
     nodes, interpolations resolved), saying what is missing and how to get it; [] when all is there.
 
-    Loaders without a ``required_paths`` function (the demo sets) need nothing on disk.
+    The files come from the registry entry of each config's ``_target_``. A loader the registry does
+    not know (one of your own) is not checked; one that cannot be imported is reported.
     """
     lines = []
     for cfg in dataset_cfgs:
         cfg = _plain(cfg)
         target = cfg.get("_target_", "")
-        module_name, _, func_name = target.rpartition(".")
+        knobs = {k: v for k, v in cfg.items() if not k.startswith("_")}
+        entry = registry.entry_for_loader(target)
+        if entry is None:
+            if not target:
+                lines.append(f"dataset {cfg.get('name', '?')}: the config names no loader (_target_)")
+            elif not _importable(target):
+                lines.append(f"dataset {cfg.get('name', '?')}: unknown loader {target!r}")
+            continue
+        name = knobs.get("name", entry.key)
         try:
-            module = importlib.import_module(module_name)
-            loader = getattr(module, func_name)
-        except (ImportError, AttributeError, ValueError):
-            lines.append(f"dataset {cfg.get('name', '?')}: unknown loader {target!r}")
+            needed = entry.requirements(**knobs)
+        except DatasetError as e:
+            lines.append(f"dataset {name}: {e}")
             continue
-        required = getattr(module, "required_paths", None)
-        if required is None:
-            continue
-        knobs = {**_defaults(loader), **{k: v for k, v in cfg.items() if not k.startswith("_")}}
-        name, key = knobs.get("name", func_name), DOWNLOAD_NAMES.get(target)
-        for path, what in required(**knobs):
-            if path.exists():
-                continue
-            if what == "distractor images":
-                how = "see docs/datasets.md (distractors) for the download and the layout"
-            elif key:
-                how = f"get it with `deepagg-download {key} --root {knobs['root']}`"
-            else:
-                how = "see docs/datasets.md for the layout"
-            lines.append(f"dataset {name}: missing {what} at {path}; {how}")
+        lines += [f"dataset {name}: missing {r.what} at {r.path}; {r.how()}" for r in needed
+                  if not r.path.exists()]
     return lines
 
 
@@ -63,6 +49,9 @@ def _plain(cfg) -> dict:
     return dict(cfg)
 
 
-def _defaults(func) -> dict:
-    return {k: p.default for k, p in inspect.signature(func).parameters.items()
-            if p.default is not inspect.Parameter.empty}
+def _importable(target: str) -> bool:
+    module, _, name = target.rpartition(".")
+    try:
+        return callable(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError, ValueError):
+        return False

@@ -33,8 +33,3 @@ def load_custom(root: str | Path, ground_truth: str | Path, name: str = "custom"
     gt = read_ground_truth(gt_path)
     return build_dataset(name, gt, ImageIndex(root, name), gt_path, crop_queries=crop_queries,
                          meta={"crop_queries": crop_queries, "ground_truth": Path(ground_truth).name})
-
-
-def required_paths(root: str | Path, ground_truth: str | Path = "", **_) -> list[tuple[Path, str]]:
-    """The files ``load_custom`` needs: (path, what) pairs."""
-    return [(Path(root), "images"), (Path(root) / ground_truth, "ground truth")]

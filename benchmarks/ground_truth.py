@@ -9,6 +9,8 @@ boxes are pixel coordinates in every format.
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,9 +64,10 @@ def _read_mat(path: Path) -> dict:
 
     try:
         m = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
-    except (ValueError, OSError, TypeError, NotImplementedError) as e:
-        raise DatasetError(f"cannot read the MATLAB file {path} ({e}); save it as a v5-v7.2 .mat, "
-                           "or convert it to JSON") from e
+    except Exception as e:  # noqa: BLE001 - scipy's reader raises MatReadError, ValueError, OSError,
+        # zlib.error, ... on a malformed file, and nothing else runs here
+        raise DatasetError(f"cannot read the MATLAB file {path} ({type(e).__name__}: {e}); save it as a "
+                           "v5-v7.2 .mat, or convert it to JSON") from e
     out = {k: v for k, v in m.items() if not k.startswith("__")}
     for key in ("imlist", "qimlist"):
         if key in out:
@@ -76,6 +79,7 @@ def _read_mat(path: Path) -> dict:
 
 
 def _parse(raw, base: int, path: Path) -> GroundTruth:
+    """The ground truth of ``raw``; ``base`` 1 (a .mat: indices 1-based, stored as doubles) or 0."""
     if not isinstance(raw, Mapping):
         raise DatasetError(f"ground-truth file {path} holds a {type(raw).__name__}, not a mapping with "
                            "imlist, qimlist (or qidx) and gnd")
@@ -85,19 +89,20 @@ def _parse(raw, base: int, path: Path) -> GroundTruth:
     if missing:
         raise DatasetError(f"ground-truth file {path} lacks {', '.join(missing)}; "
                            "schema in docs/datasets.md")
-    imlist = [strip_suffix(str(n)) for n in raw["imlist"]]
+    doubles = base == 1
+    imlist = [strip_suffix(n) for n in _names(raw["imlist"], path, "imlist")]
     position = {n: i for i, n in enumerate(imlist)}
     if len(position) != len(imlist):
         dup = next(n for i, n in enumerate(imlist) if position[n] != i)
         raise DatasetError(f"ground-truth file {path}: image {dup!r} appears twice in imlist")
     n = len(imlist)
     if "qimlist" in raw:
-        query_names = [strip_suffix(str(q)) for q in raw["qimlist"]]
+        query_names = [strip_suffix(q) for q in _names(raw["qimlist"], path, "qimlist")]
         query_db = [position.get(q) for q in query_names]
     else:
-        query_db = [int(i) for i in _indices(raw["qidx"], base, n, path, "qidx")]
+        query_db = [int(i) for i in _indices(raw["qidx"], base, n, path, "qidx", doubles)]
         query_names = [imlist[i] for i in query_db]
-    gnd = list(raw["gnd"])
+    gnd = _sequence(raw["gnd"], path, "gnd")
     if len(gnd) != len(query_names):
         raise DatasetError(f"ground-truth file {path}: {len(gnd)} gnd entries for {len(query_names)} queries")
     protocol = None
@@ -113,24 +118,74 @@ def _parse(raw, base: int, path: Path) -> GroundTruth:
             raise DatasetError(f"ground-truth file {path} mixes easy/hard and ok queries ({qn!r}); "
                                "use one schema for every query")
         protocol = kind
-        relevant.append({k: _indices(g.get(k, ()), base, n, path, f"{k} of query {qn!r}")
+        relevant.append({k: _indices(g.get(k, ()), base, n, path, f"{k} of query {qn!r}", doubles)
                          for k in KINDS[kind]})
-        bbx = g.get("bbx")
-        boxes.append(None if bbx is None or np.size(bbx) == 0 else tuple(np.ravel(bbx).tolist()))
+        boxes.append(_box(g.get("bbx"), path, qn))
     return GroundTruth(imlist, query_names, query_db, relevant, boxes, protocol or "oxford")
 
 
-def _indices(value, base: int, n: int, path: Path, what: str) -> np.ndarray:
-    """0-based int64 indices from a scalar or a sequence, checked to lie in [0, n)."""
-    arr = np.atleast_1d(np.asarray(value if value is not None else (), dtype=np.float64)).ravel()
-    if not np.all(arr == np.round(arr)):
-        raise DatasetError(f"ground-truth file {path}: {what} holds non-integer indices")
-    idx = arr.astype(np.int64) - base
-    bad = idx[(idx < 0) | (idx >= n)]
-    if len(bad):
-        raise DatasetError(f"ground-truth file {path}: {what} holds index {int(bad[0]) + base}, outside "
-                           f"the {n} images of imlist (indices are {base}-based in this format)")
-    return idx
+def _sequence(value, path: Path, field: str) -> list:
+    if isinstance(value, np.ndarray):
+        return list(value.ravel())
+    if not isinstance(value, (list, tuple)):
+        raise DatasetError(f"ground-truth file {path}: {field} is {reprlib.repr(value)} "
+                           f"({type(value).__name__}), not a list")
+    return list(value)
+
+
+def _names(value, path: Path, field: str) -> list[str]:
+    """Image names: a list of strings."""
+    names = _sequence(value, path, field)
+    bad = next((v for v in names if not isinstance(v, str)), None)
+    if bad is not None:
+        raise DatasetError(f"ground-truth file {path}: {field} holds {bad!r} ({type(bad).__name__}), "
+                           "not an image name (a string)")
+    return [str(v) for v in names]
+
+
+def _box(value, path: Path, query: str) -> tuple[float, ...] | None:
+    """A query box: None, or four finite numbers (booleans and strings refused)."""
+    if value is None or np.size(value) == 0:
+        return None
+    values = _scalars(value, path, f"bbx of query {query!r}", floats=True, expected="numbers")
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise DatasetError(f"ground-truth file {path}: bbx of query {query!r} is {value!r}; expected "
+                           "four finite numbers x1, y1, x2, y2 in pixels")
+    return tuple(float(v) for v in values)
+
+
+def _indices(value, base: int, n: int, path: Path, what: str, doubles: bool) -> np.ndarray:
+    """0-based int64 indices from an integer or a sequence of them, checked to lie in [0, n).
+    ``doubles``: the format stores numbers as doubles (MATLAB), so integral floats count as integers."""
+    values = _scalars(value, path, what, floats=doubles,
+                      expected="integers (or integral numbers)" if doubles else "integers")
+    for v in values:
+        if isinstance(v, float) and not (math.isfinite(v) and v == int(v)):
+            raise DatasetError(f"ground-truth file {path}: {what} holds the non-integer index {v!r}")
+        if not base <= v < n + base:
+            raise DatasetError(f"ground-truth file {path}: {what} holds index {int(v)}, outside the {n} "
+                               f"images of imlist (indices are {base}-based in this format)")
+    return np.asarray([int(v) - base for v in values], dtype=np.int64)
+
+
+def _scalars(value, path: Path, what: str, floats: bool, expected: str) -> list[int | float]:
+    """The numbers of a scalar, a (nested) sequence or an array, as Python ints (and floats when
+    ``floats``); strings, booleans and other types refused, naming the file, the field and what
+    was ``expected``."""
+    if value is None:
+        return []
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iu" + "f" * floats:
+        return value.ravel().tolist()
+    if isinstance(value, np.ndarray) and value.size == 0:
+        return []
+    items = value.ravel().tolist() if isinstance(value, np.ndarray) else value
+    if isinstance(items, (list, tuple)):
+        return [x for item in items for x in _scalars(item, path, what, floats, expected)]
+    if isinstance(items, (bool, np.bool_)) or not isinstance(
+            items, (int, np.integer) + ((float, np.floating) if floats else ())):
+        raise DatasetError(f"ground-truth file {path}: {what} holds {reprlib.repr(items)} "
+                           f"({type(items).__name__}); it must hold {expected}")
+    return [items.item() if isinstance(items, np.generic) else items]
 
 
 def build_dataset(name: str, gt: GroundTruth, index: ImageIndex, source: Path, *,

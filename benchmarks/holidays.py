@@ -70,11 +70,6 @@ def read_rotation_file(path: Path) -> dict[str, int]:
     return out
 
 
-def required_paths(root: str | Path, rotation_file: str | Path | None = None, **_) -> list[tuple[Path, str]]:
-    """The files ``load_holidays`` needs: (path, what) pairs."""
-    root = Path(root)
-    return [(root, "images")] + ([(root / rotation_file, "rotation file")] if rotation_file else [])
-
 
 def _rotations(name: str, rotate, rotation_file: Path | None) -> dict[str, int]:
     if isinstance(rotate, str):

@@ -76,13 +76,6 @@ def load_buildings(which: str, root: str | Path, name: str, crop_queries: bool =
     return with_distractors(ds, distractors_root, distractors_list) if distractors_root else ds
 
 
-def required_paths(root: str | Path, distractors_root: str | Path | None = None,
-                   **_) -> list[tuple[Path, str]]:
-    """The folders ``load_buildings`` needs: (path, what) pairs."""
-    root = Path(root)
-    need = [(root / "jpg", "images"), (root / "gt_files", "ground truth")]
-    return need + ([(Path(distractors_root), "distractor images")] if distractors_root else [])
-
 
 def _check_images_are(which: str, name: str, names: list[str], folder: Path) -> None:
     if not names:

@@ -66,11 +66,3 @@ def load_revisited(which: str, root: str | Path, name: str, gnd_file: str, crop_
     ds = build_dataset(name, gt, ImageIndex(root / "jpg", name), gnd_path, crop_queries=crop_queries,
                        meta={"crop_queries": crop_queries})
     return with_distractors(ds, distractors_root, distractors_list) if distractors_root else ds
-
-
-def required_paths(root: str | Path, gnd_file: str = "", distractors_root: str | Path | None = None,
-                   **_) -> list[tuple[Path, str]]:
-    """The files ``load_revisited`` needs: (path, what) pairs."""
-    root = Path(root)
-    need = [(root / "jpg", "images"), (root / gnd_file, "ground truth")]
-    return need + ([(Path(distractors_root), "distractor images")] if distractors_root else [])

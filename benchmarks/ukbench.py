@@ -39,8 +39,3 @@ def load_ukbench(root: str | Path, name: str = "ukbench") -> RetrievalDataset:
     incomplete = sum(len(g) != 4 for g in groups.values())
     return RetrievalDataset(name=name, images=images, queries=queries, protocol="ukbench",
                             meta={"incomplete_groups": incomplete})
-
-
-def required_paths(root: str | Path, **_) -> list[tuple[Path, str]]:
-    """The folder ``load_ukbench`` needs: (path, what) pairs."""
-    return [(Path(root), "images")]

@@ -10,6 +10,7 @@ import scipy.io
 
 from benchmarks.custom import load_custom
 from benchmarks.errors import DatasetError
+from benchmarks.ground_truth import read_ground_truth
 from benchmarks.oxford import load_oxford5k
 
 from benchmark_layouts import jpeg_bytes, write_images
@@ -112,3 +113,100 @@ def test_missing_files(tmp_path):
     (tmp_path / "gnd.txt").write_text("")
     with pytest.raises(DatasetError, match="unknown format"):
         load_custom(tmp_path, "gnd.txt")
+
+
+# ----------------------------------------------------------------------------- hardened reading
+def _write_json(path, change):
+    gt = json.loads(json.dumps(EXAMPLE))
+    change(gt)
+    path.write_text(json.dumps(gt))
+    return path
+
+
+@pytest.mark.parametrize("change,match", [
+    (lambda g: g["gnd"][0].update(easy="0"),
+     r"easy of query 'beach_q' holds '0' \(str\); it must hold integers"),
+    (lambda g: g["gnd"][0].update(easy=["0", 1]), r"easy of query 'beach_q' holds '0' \(str\)"),
+    (lambda g: g["gnd"][1].update(junk=[True]), r"junk of query 'tower_q' holds True \(bool\)"),
+    (lambda g: g["gnd"][1].update(hard=False), r"hard of query 'tower_q' holds False \(bool\)"),
+    (lambda g: g["gnd"][0].update(hard=[1.0]),
+     r"hard of query 'beach_q' holds 1.0 \(float\); it must hold integers"),
+    (lambda g: g["gnd"][0].update(easy=[10**30]),
+     f"easy of query 'beach_q' holds index {10**30}, outside the 5"),
+    (lambda g: g["gnd"][0].update(easy={"0": 1}), r"easy of query 'beach_q' holds \{'0': 1\} \(dict\)"),
+    (lambda g: g["gnd"][0].update(bbx=["10", 20, 200, 150]),
+     r"bbx of query 'beach_q' holds '10' \(str\); it must hold numbers"),
+    (lambda g: g["gnd"][0].update(bbx=[10, 20, 200]),
+     r"bbx of query 'beach_q' is \[10, 20, 200\]; expected four"),
+    (lambda g: g["gnd"][0].update(bbx=[True, 20, 200, 150]), r"bbx of query 'beach_q' holds True \(bool\)"),
+    (lambda g: g.update(imlist=5), r"imlist is 5 \(int\), not a list"),
+    (lambda g: g.update(imlist=[1, 2, 3, 4, 5]), r"imlist holds 1 \(int\), not an image name"),
+    (lambda g: g.update(gnd={"easy": [0]}), r"gnd is \{'easy': \[0\]\} \(dict\), not a list"),
+    (lambda g: g.pop("qimlist") and g.update(qidx=["0", "2"]), r"qidx holds '0' \(str\)"),
+])
+def test_malformed_json_fields_are_refused_naming_file_and_field(tmp_path, change, match):
+    path = _write_json(tmp_path / "gnd.json", change)
+    with pytest.raises(DatasetError, match=f"ground-truth file {path}: {match}"):
+        read_ground_truth(path)
+
+
+def test_pickled_indices_must_be_integers(tmp_path):
+    base = {**EXAMPLE, "gnd": [{k: np.asarray(v) for k, v in g.items()} for g in EXAMPLE["gnd"]]}
+    path = tmp_path / "gnd.pkl"
+    path.write_bytes(pickle.dumps(base))
+    assert read_ground_truth(path).relevant[1]["easy"].tolist() == [2, 3]  # int arrays load
+    for bad, match in [(np.array([2.0, 3.0]), r"holds 2.0 \(float\)"),
+                       (np.array([True]), r"holds True \(bool\)"),
+                       (np.array(["2"]), r"holds '2' \(str\)"), (np.uint8(2), None)]:
+        gt = {**base, "gnd": [base["gnd"][0], {**base["gnd"][1], "easy": bad}]}
+        path.write_bytes(pickle.dumps(gt))
+        if match is None:  # a numpy integer scalar is an integer
+            assert read_ground_truth(path).relevant[1]["easy"].tolist() == [2]
+            continue
+        with pytest.raises(DatasetError, match=f"{path}: easy of query 'tower_q' {match}"):
+            read_ground_truth(path)
+
+
+def test_mat_indices_may_be_integral_doubles_only(tmp_path):
+    gnd = np.empty(1, dtype=object)
+    for easy, match in [(np.array([1.0, 2.0]), None), (np.array([1.5]), "the non-integer index 1.5"),
+                        (np.array([np.inf]), "the non-integer index inf"),
+                        (np.array([0.0]), "index 0, outside")]:
+        gnd[0] = {"easy": easy, "hard": np.zeros((0, 0)), "junk": np.zeros((0, 0))}
+        path = tmp_path / "gnd.mat"
+        scipy.io.savemat(path, {"imlist": np.array(["a", "b"], dtype=object), "qidx": np.array([1.0]),
+                                "gnd": gnd})
+        if match is None:
+            assert read_ground_truth(path).relevant[0]["easy"].tolist() == [0, 1]
+        else:
+            with pytest.raises(DatasetError, match=f"{path}: easy of query 'a' holds {match}"):
+                read_ground_truth(path)
+
+
+@pytest.mark.parametrize("content", [b"", b"MATLAB 5.0 MAT-file" + bytes(100), b"not a mat file at all" * 10])
+def test_unreadable_mat_names_the_file(tmp_path, content):
+    path = tmp_path / "gnd.mat"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError, match=f"cannot read the MATLAB file {path}"):
+        read_ground_truth(path)
+
+
+def test_truncated_mat_names_the_file(tmp_path):
+    path = tmp_path / "gnd.mat"
+    scipy.io.savemat(path, {"imlist": np.array(EXAMPLE["imlist"], dtype=object), "qidx": np.arange(1.0, 3.0)})
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(DatasetError, match=f"cannot read the MATLAB file {path}"):
+        read_ground_truth(path)
+
+
+def test_absurd_array_shape_in_a_pickle_names_the_file(tmp_path):
+    from numpy._core.multiarray import _reconstruct
+
+    class Absurd:
+        def __reduce__(self):
+            return _reconstruct, (np.ndarray, (0,), b"b"), (1, (2**62, 2**62), np.dtype("i8"), False, b"")
+
+    path = tmp_path / "gnd.pkl"
+    path.write_bytes(pickle.dumps({**EXAMPLE, "gnd": [{"easy": Absurd()}, {"easy": []}]}))
+    with pytest.raises(DatasetError, match=f"refusing to load {path}: an array of shape"):
+        read_ground_truth(path)
