@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import os
 import platform
 from importlib import metadata
 from pathlib import Path
 
 #: keys that change how fast a run is, not what it computes (left out of the config hash)
-NON_SEMANTIC = ("device", "batch_size", "num_workers", "skip_existing", "top_k", "store",
+NON_SEMANTIC = ("device", "batch_size", "num_workers", "threads", "skip_existing", "top_k", "store",
                 "data_root", "experiment_name")
+log = logging.getLogger(__name__)
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless",
             "hydra-core", "deepagg")
 
@@ -31,26 +34,42 @@ def library_versions() -> dict:
 
 
 def read_records(path: Path) -> list[dict]:
-    """Records of one results.jsonl (a torn last line from a killed run is skipped)."""
+    """Records of one results.jsonl. A line that is not a whole JSON record (the torn tail of a
+    killed writer) is skipped with a warning naming the file and the line; no record is lost."""
     out = []
     if not path.exists():
         return out
-    for line in path.read_text().splitlines():
+    for n, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
+                log.warning("%s, line %d: not a whole record (a run killed while writing it?); "
+                            "skipped", path, n)
                 continue
+            if isinstance(record, dict):
+                out.append(record)
     return out
 
 
 def append_record(path: Path, record: dict) -> None:
-    """Append one record as a single line, flushed and fsynced."""
-    import os
-    with open(path, "a") as f:
-        f.write(json.dumps(record, default=_jsonable) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    """Append one record as a single line, under a lock, flushed and fsynced. A torn last line
+    (no newline: a writer was killed) is first closed with a newline, so it stays a line of its
+    own, skipped on reading, and never swallows this record."""
+    from filelock import FileLock
+    line = json.dumps(record, default=_jsonable) + "\n"
+    with FileLock(str(path) + ".lock"):
+        with open(path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    log.warning("%s ends with a torn record (a killed writer); it is kept as its own "
+                                "line and skipped when reading", path)
+                    f.write(b"\n")
+            f.write(line.encode())
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def gather(directory: Path) -> list[dict]:

@@ -68,5 +68,5 @@ def test_demo_aggregation_sweeps_every_aggregator_over_deep_and_sift(compose_run
     for backbone in params["backbone"].split(","):
         for name in params["aggregator"].split(","):
             job = compose_run("experiment=demo_aggregation", f"backbone={backbone}", f"aggregator={name}")
-            assert job.backbone.source == ("sift" if backbone == "sift" else "timm")
+            assert job.backbone._target_.endswith("SiftExtractor" if backbone == "sift" else "DeepExtractor")
             instantiate(job.aggregator)

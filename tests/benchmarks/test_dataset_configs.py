@@ -17,19 +17,19 @@ REAL = ["holidays", "holidays_rotated", "oxford5k", "oxford105k", "paris6k", "pa
 
 
 def _dataset_cfg(name: str, data_root: Path):
-    node = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
-    return OmegaConf.merge({"data_root": str(data_root)}, {"d": node}).d
+    from benchmarks.configs import dataset_config
+    return dataset_config(name, str(data_root))
 
 
 @pytest.mark.parametrize("name", REAL)
 def test_keys_are_the_loader_arguments_and_fit_on_names_a_dataset(name):
-    node = OmegaConf.load(CONF / "dataset" / f"{name}.yaml")
+    node = _dataset_cfg(name, Path("/data"))
     module, _, func = node._target_.rpartition(".")
     params = inspect.signature(getattr(importlib.import_module(module), func)).parameters
     knobs = set(node) - {"_target_", "fit_on"}
     assert knobs <= set(params), f"{name}: keys {knobs - set(params)} are not arguments of {node._target_}"
     assert {p for p, v in params.items() if v.default is inspect.Parameter.empty} <= knobs
-    assert node.name == name and "defaults" not in node  # self-contained: fit_on configs load plainly
+    assert node.name == name and "defaults" not in node  # composed: the defaults list is resolved
     assert (CONF / "dataset" / f"{node.fit_on}.yaml").is_file() and node.fit_on != name
 
 
@@ -65,3 +65,17 @@ def test_paper_table_sweeps_the_four_benchmarks_with_their_fit_on_sets():
             cfg = compose("config", overrides=["experiment=paper_table", f"dataset={dataset}"])
             assert cfg.dataset.name == dataset and cfg.postprocess.fit_on == fit_on
             assert cfg.postprocess.dim == 256 and cfg.backbone.name == "vgg19" and cfg.backbone.ceil_mode
+
+
+@pytest.mark.parametrize("child,parent", [("oxford105k", "oxford5k"), ("paris106k", "paris6k"),
+                                          ("holidays_rotated", "holidays"), ("demo_holdout", "demo")])
+def test_variants_inherit_from_their_base_and_type_nothing_twice(child, parent):
+    """A variant's file holds only what differs from its base (issue: paris106k re-typed the
+    exclusion list); composed, it has every key of its base."""
+    own = OmegaConf.load(CONF / "dataset" / f"{child}.yaml")
+    assert list(own.defaults) == [parent, "_self_"]
+    base, composed = _dataset_cfg(parent, Path("/d")), _dataset_cfg(child, Path("/d"))
+    assert set(base) <= set(composed)
+    for key in base:
+        if key not in own:
+            assert composed[key] == base[key], key

@@ -2,8 +2,9 @@
 import numpy as np
 import pytest
 
-from benchmarks.metrics import (average_precision, mean_average_precision, positive_ranks,
-                                precision_at_k)
+from benchmarks.metrics import (average_precision, mean_average_precision,
+                                mean_average_precision_from_ranks, ns_score, ns_score_from_ranks,
+                                positive_ranks, precision_at_k, ranks_after_junk_removal)
 from benchmarks.search import rank
 
 
@@ -62,9 +63,34 @@ def test_chunked_search_equals_one_full_ranking():
     q, x = rng.normal(size=(7, 5)), rng.normal(size=(30, 5))
     x[3] = x[4]                                        # a tie: database order decides
     full = rank(similarity(q, x))
-    idx, val = search(q, x, chunk=3)
-    np.testing.assert_array_equal(idx, full)
-    top, top_val = search(q, x, k=4, chunk=2)
-    np.testing.assert_array_equal(top, full[:, :4])
-    np.testing.assert_allclose(top_val, np.take_along_axis(q.astype(np.float32) @ x.T.astype(np.float32), full[:, :4], 1), rtol=1e-5)
+    res = search(q, x, max_scores_bytes=3 * 30 * 16)   # three queries per chunk, whole rankings
+    np.testing.assert_array_equal(res.indices, full)
+    top = search(q, x, k=4, max_scores_bytes=2 * 30 * 4)
+    np.testing.assert_array_equal(top.indices, full[:, :4])
+    np.testing.assert_allclose(top.scores, np.take_along_axis(q.astype(np.float32) @ x.T.astype(np.float32), full[:, :4], 1), rtol=1e-5)
     assert (np.flatnonzero(full[0] == 3) < np.flatnonzero(full[0] == 4)).all()
+
+
+def test_junk_removal_from_tracked_ranks_by_hand():
+    # the ranking [7, 3, 5, 1] of test_junk_is_removed_from_the_ranking, as ranks: 5 at 2, 1 at 3, junk 7 at 0
+    np.testing.assert_array_equal(ranks_after_junk_removal(np.array([2, 3]), np.array([0])), [1, 2])
+    # junk at 1 and 4 before positives at 0, 3, 6: 0 -> 0, 3 -> 2, 6 -> 4
+    np.testing.assert_array_equal(ranks_after_junk_removal(np.array([6, 0, 3]), np.array([4, 1])), [4, 0, 2])
+
+
+def test_metrics_from_ranks_equal_metrics_from_rankings():
+    rng = np.random.default_rng(1)
+    n, n_q = 40, 12
+    rankings = np.stack([rng.permutation(n) for _ in range(n_q)])
+    positives = [np.unique(rng.integers(0, n, size=rng.integers(0, 6))) for _ in range(n_q)]
+    junk = [np.unique(rng.integers(0, n, size=rng.integers(0, 6))) for _ in range(n_q)]
+    positives[0] = np.array([3, 9])                    # one query with positives at least
+    where = np.argsort(rankings, axis=1)
+    ranks = [ranks_after_junk_removal(where[i][p], where[i][np.setdiff1d(j, p)]) if len(p) else None
+             for i, (p, j) in enumerate(zip(positives, junk))]
+    a = mean_average_precision(rankings, positives, junk)
+    b = mean_average_precision_from_ranks(ranks, [len(p) for p in positives])
+    np.testing.assert_array_equal(a.pop("aps"), b.pop("aps"))
+    assert a == b
+    groups = [np.union1d(p, [i]) for i, p in enumerate(positives)]
+    assert ns_score(rankings, groups) == ns_score_from_ranks([where[i][g] for i, g in enumerate(groups)])

@@ -1,11 +1,14 @@
-"""Pipeline stages that need no CNN: aggregation policies, the post-processing chain, fit sets."""
+"""The run's stages alone, on tiny arrays: encoding policies, the query matrix, fit sets read,
+the post-processing chain, the fit cache."""
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
 from aggregators import SumPooling
-from experiments.pipeline import (ConfigError, aggregate, dataset_config, non_empty,
-                                  postprocess_chain, sample_indices)
+from benchmarks.base import ImageRef, Query, RetrievalDataset
+from benchmarks.errors import ConfigError
+from experiments import fitted, stages
+from experiments.pipeline import check_available, fit_sets_read, postprocess_chain
 from features import LocalFeatures
 
 
@@ -15,25 +18,36 @@ def _feats(*counts):
 
 
 def test_images_without_features_stop_the_run_by_name():
-    feats = _feats(2, 0, 3)
-    agg = SumPooling().fit(feats[:1])
     with pytest.raises(ConfigError, match=r"1 image\(s\).*img_b.*empty_images=zero"):
-        aggregate(agg, feats, ["img_a", "img_b", "img_c"])
+        stages.encode(SumPooling(), _feats(2, 0, 3), ["img_a", "img_b", "img_c"])
 
 
-def test_zero_policy_gives_a_zero_row_and_a_mask():
-    feats = _feats(2, 0, 3)
-    agg = SumPooling().fit(feats[:1])
-    X, empty = aggregate(agg, feats, empty_images="zero", batch=2)
+def test_zero_policy_gives_a_zero_row_and_a_mask_and_then_runs_per_batch():
+    X, empty = stages.encode(SumPooling(), _feats(2, 0, 3), empty_images="zero", batch=2)
     np.testing.assert_array_equal(empty, [False, True, False])
     np.testing.assert_allclose(X, [[2, 2], [0, 0], [9, 9]])
-    with pytest.raises(ConfigError, match="empty_images='skip'"):
-        aggregate(agg, feats, empty_images="skip")
+    seen = []
+    Y, _ = stages.encode(SumPooling(), _feats(2, 0, 3), empty_images="zero", batch=2,
+                         then=lambda rows: seen.append(len(rows)) or rows[:, :1] * 10)
+    assert seen == [1, 1] and Y.shape == (3, 1)                 # only the output width is kept
+    np.testing.assert_allclose(Y[:, 0], [20, 0, 90])
 
 
 def test_fitting_sets_skip_empty_images():
-    feats = _feats(2, 0, 3)
-    assert [f.n for f in non_empty(feats, "toy")] == [2, 3]
+    assert [f.n for f in stages.non_empty(_feats(2, 0, 3), "toy")] == [2, 3]
+
+
+def test_query_matrix_takes_database_rows_or_own_rows():
+    imgs = [ImageRef(f"i{k}") for k in range(3)]
+    qs = [Query(imgs[2], {}, db_index=2), Query(ImageRef("q"), {}, db_index=None),
+          Query(imgs[0], {}, db_index=0, box=(0, 0, 1, 1))]
+    ds = RetrievalDataset("t", imgs, qs, crop_queries=True)
+    X = np.arange(6, dtype=np.float32).reshape(3, 2)
+    extra = np.array([[7, 7], [9, 9]], np.float32)
+    Q, empty = stages.query_matrix(ds, X, np.array([False, False, True]), extra,
+                                   np.array([False, True]), np.array([1, 2]))
+    np.testing.assert_array_equal(Q, [[4, 5], [7, 7], [9, 9]])
+    np.testing.assert_array_equal(empty, [True, False, True])    # query 0 is image 2: empty
 
 
 def test_postprocess_chain_follows_the_config():
@@ -44,13 +58,53 @@ def test_postprocess_chain_follows_the_config():
     np.testing.assert_allclose(chain.transform(np.array([[3.0, 4.0]])), [[0.6, 0.8]])
 
 
-def test_unknown_fit_on_lists_known_datasets():
-    with pytest.raises(ConfigError, match=r"fit_on='nope'.*demo_holdout"):
-        dataset_config("nope", OmegaConf.create({"data_root": "data"}))
-
-
 def test_sample_indices_is_seeded_and_capped():
-    a, b = sample_indices(100, 10, seed=3), sample_indices(100, 10, seed=3)
+    a, b = stages.sample_indices(100, 10, seed=3), stages.sample_indices(100, 10, seed=3)
     np.testing.assert_array_equal(a, b)
     assert len(np.unique(a)) == 10 and (np.diff(a) > 0).all()
-    np.testing.assert_array_equal(sample_indices(5, None, 0), np.arange(5))
+    np.testing.assert_array_equal(stages.sample_indices(5, None, 0), np.arange(5))
+
+
+def test_stopwatch_adds_up_named_stages():
+    watch = stages.Stopwatch()
+    for _ in range(2):
+        with watch("fit_s"):
+            pass
+    assert set(watch.timings) == {"fit_s"} and watch.rounded()["fit_s"] >= 0
+
+
+def _run_cfg(**over):
+    cfg = {"data_root": "/nowhere", "dataset": {"name": "custom", "_target_": "benchmarks.custom.load_custom",
+                                                "root": "/nowhere/custom", "ground_truth": "gnd.json",
+                                                "fit_on": "paris6k"},
+           "postprocess": {"pca": True, "fit_on": "demo_holdout"}, "aggregator_fit_on": "demo_holdout",
+           "backbone": {"_target_": "features.sift.SiftExtractor"}}
+    cfg.update(over)
+    return OmegaConf.create(cfg)
+
+
+def test_availability_asks_for_exactly_the_sets_the_run_reads():
+    """A custom dataset whose config names paris6k as its conventional fit_on, run with
+    postprocess.fit_on=demo_holdout, must not ask for paris6k (a bug of the first version)."""
+    cfg = _run_cfg()
+    assert fit_sets_read(cfg, learns=False) == {"postprocess.fit_on": "demo_holdout"}
+    with pytest.raises(ConfigError) as e:
+        check_available(cfg, learns=True)
+    assert "dataset custom" in str(e.value) and "paris6k" not in str(e.value)
+    cfg.postprocess.pca = False
+    assert fit_sets_read(cfg, learns=False) == {}
+
+
+def test_fit_cache_fits_once_per_key(tmp_path):
+    calls = []
+
+    def fit():
+        calls.append(1)
+        return {"state": len(calls)}
+
+    key = fitted.fit_key(fitted.estimator_description(SumPooling(center_prior=True)), "set-A")
+    assert fitted.cached_fit(tmp_path, "SumPooling", key, fit) == {"state": 1}
+    assert fitted.cached_fit(tmp_path, "SumPooling", key, fit) == {"state": 1} and len(calls) == 1
+    other = fitted.fit_key(fitted.estimator_description(SumPooling()), "set-A")
+    assert other != key and fitted.fit_key(fitted.estimator_description(SumPooling()), "set-B") != other
+    assert fitted.cached_fit(None, "x", key, fit) == {"state": 2}   # no cache: fits

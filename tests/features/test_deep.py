@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from benchmarks.errors import ParameterError
 from features.deep import DeepExtractor, resized_size
 
 
@@ -12,7 +13,7 @@ def test_resize_policies():
     assert resized_size(640, 480, "max_side", 1024) == (1024, 768)
     assert resized_size(480, 640, "max_side", 384) == (288, 384)
     assert resized_size(33, 17, "none", 1) == (33, 17)
-    with pytest.raises(ValueError, match="backbone.resize"):
+    with pytest.raises(ValueError, match="resize='fit'"):
         resized_size(1, 1, "fit", 3)
 
 
@@ -34,10 +35,15 @@ def test_floor_mode_pooling_gives_36x36():
 
 
 def test_unknown_model_and_layer_are_named():
-    with pytest.raises(ValueError, match="backbone.name='vgg99'"):
+    with pytest.raises(ParameterError, match="name='vgg99'") as e:
         DeepExtractor(source="torchvision", name="vgg99", weights=None)
-    with pytest.raises(ValueError, match="backbone.layer='conv9'.*features"):
+    assert e.value.with_prefix("backbone").param == "backbone.name"
+    with pytest.raises(ParameterError, match="layer='conv9'.*features"):
         DeepExtractor(source="torchvision", name="vgg11", layer="conv9", weights=None)
+    for bad in ({"image_size": 0}, {"precision": "fp8"}, {"decode": "gpu"}, {"std": [1, 0, 1]},
+                {"interpolation": "area"}):
+        with pytest.raises(ParameterError, match=next(iter(bad))):
+            DeepExtractor(source="torchvision", name="vgg11", weights=None, **bad)
 
 
 def test_offline_lite0_weights_classify_and_batch_equals_single():
@@ -55,3 +61,38 @@ def test_offline_lite0_weights_classify_and_batch_equals_single():
         assert a.grid == b.grid
         np.testing.assert_allclose(a.descriptors, b.descriptors, atol=1e-4)
     assert batched[0].grid == (9, 12) and batched[3].grid == (12, 9) and batched[0].dim == 1280
+
+
+def test_reduced_precision_stays_close_to_fp32():
+    """bf16 / fp16 autocast (on the CPU here): features within a few per cent, same shape."""
+    rng = np.random.default_rng(1)
+    ims = [Image.fromarray(rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)) for _ in range(2)]
+    ref = DeepExtractor()(ims)
+    for precision in ("bf16", "fp16"):
+        low = DeepExtractor(precision=precision)(ims)
+        for a, b in zip(ref, low):
+            assert a.grid == b.grid and b.descriptors.dtype == np.float32
+            cos = (a.descriptors * b.descriptors).sum() / (
+                np.linalg.norm(a.descriptors) * np.linalg.norm(b.descriptors))
+            assert cos > 0.97, precision
+
+
+def test_torchvision_decode_path_matches_pillow_closely(tmp_path):
+    """decode=torchvision (JPEG decoded and resized by torchvision, here on the CPU) against the
+    Pillow path on the same file: close, not identical (another resampler)."""
+    from benchmarks.base import ImageRef
+    from features.deep import EncodedImage
+    from features.source import ImageItem
+    rng = np.random.default_rng(2)
+    smooth = np.kron(rng.integers(0, 255, (24, 32, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+    path = tmp_path / "a.jpg"
+    Image.fromarray(smooth).save(path, quality=95)
+    item = ImageItem(ImageRef("a", path))
+    gpu_like = DeepExtractor(decode="torchvision")
+    prepared = gpu_like.preparer()(item)
+    assert isinstance(prepared, EncodedImage) and prepared.size == (384, 288)
+    (a,) = gpu_like.run([prepared])
+    (b,) = DeepExtractor()([Image.open(path).convert("RGB")])
+    assert a.grid == b.grid
+    cos = (a.descriptors * b.descriptors).sum() / (np.linalg.norm(a.descriptors) * np.linalg.norm(b.descriptors))
+    assert cos > 0.97

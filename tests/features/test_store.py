@@ -1,87 +1,263 @@
-"""The feature store: extract once, memory-map, resume after a kill, keep chunks on bad images."""
+"""The feature store: extract once, memory-map, survive kills, check itself, share safely."""
+import json
+import logging
+import multiprocessing as mp
+import shutil
+import time
+
 import numpy as np
 import pytest
-from PIL import Image
 
-from benchmarks.base import ImageLoadError, ImageRef
+from benchmarks.errors import ParameterError, StoreError
 from features import LocalFeatures
-from features.store import FeatureStore
+from features.store import FeatureStore, file_crc32
 
 
-class CountingExtractor:
-    """Deterministic fake CNN: one 2 x 2 x 3 map per image from its mean colour."""
+class FakeExtract:
+    """ExtractChunks: image i -> a (3, 2, 2) map filled with values[i]; records chunk indices."""
 
-    def __init__(self, fail_at=None):
-        self.calls, self.seen, self.fail_at = 0, 0, fail_at
+    def __init__(self, values, fail_at=None, delay=0.0, log=None):
+        self.values, self.fail_at, self.delay, self.log = values, fail_at, delay, log
+        self.chunks = []
 
-    def __call__(self, images):
-        out = []
-        for im in images:
-            if self.fail_at is not None and self.seen == self.fail_at:
-                raise KeyboardInterrupt("simulated kill")
-            self.seen += 1
-            m = np.asarray(im, dtype=np.float32).mean()
-            out.append(LocalFeatures.from_map(np.full((3, 2, 2), m, np.float32)))
-        self.calls += 1
-        return out
-
-
-def _images(tmp_path, n):
-    refs = []
-    for i in range(n):
-        p = tmp_path / f"im{i}.png"
-        Image.new("RGB", (8, 8), (i * 10, 0, 0)).save(p)
-        refs.append(ImageRef(name=p.stem, path=p))
-    return refs
+    def __call__(self, claims, commit):
+        for spec in claims:
+            feats = []
+            for i in range(spec.lo, spec.hi):
+                if i == self.fail_at:
+                    raise KeyboardInterrupt("simulated kill")
+                feats.append(LocalFeatures.from_map(np.full((3, 2, 2), self.values[i], np.float32)))
+            time.sleep(self.delay)
+            self.chunks.append(spec.index)
+            if self.log is not None:
+                with open(self.log, "a") as f:
+                    f.write(f"{spec.index}\n")
+            commit(spec, feats)
 
 
-def _get(store, refs, ex):
-    return store.get("toy", [r.name for r in refs], [r.identity() for r in refs], {"fake": 1},
-                     lambda i: refs[i].load(), lambda: ex, batch_size=2, num_workers=1, progress=False)
+N = 5
+NAMES = [f"im{i}" for i in range(N)]
+
+
+def get(store, ex, stamps=None, adoptable=None, names=NAMES):
+    stamps = stamps or ["s"] * len(names)
+    return store.get("toy", names, names, stamps, {"fake": 1}, ex, adoptable=adoptable,
+                     progress=False)
+
+
+def values(feats):
+    return [float(np.asarray(f.descriptors)[0, 0]) for f in feats]
+
+
+def entry_of(root):
+    return next((root / "toy").iterdir())
 
 
 def test_extract_once_then_read_memory_mapped(tmp_path):
-    refs = _images(tmp_path, 5)
-    store = FeatureStore(tmp_path / "store", "float32", chunk_size=2)
-    ex = CountingExtractor()
-    feats = _get(store, refs, ex)
-    assert ex.seen == 5 and len(feats) == 5
-    ex2 = CountingExtractor()
-    again = _get(store, refs, ex2)
-    assert ex2.seen == 0                              # nothing extracted the second time
-    assert isinstance(again[0].descriptors, np.memmap)
-    np.testing.assert_allclose(again[3].descriptors, np.full((4, 3), 30 / 3))
-    assert again[3].grid == (2, 2)
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    ex = FakeExtract(range(N))
+    feats = get(store, ex)
+    assert ex.chunks == [0, 1, 2] and len(feats) == N and values(feats) == [0, 1, 2, 3, 4]
+    ex2 = FakeExtract(range(N))
+    again = get(store, ex2)
+    assert ex2.chunks == []                                   # nothing extracted the second time
+    assert isinstance(again[3].descriptors, np.memmap) and again[3].grid == (2, 2)
+    assert values(again) == [0, 1, 2, 3, 4] and again[-1].n == 4
 
 
-def test_resume_after_a_kill_recomputes_only_missing_chunks(tmp_path):
-    refs = _images(tmp_path, 5)
-    store = FeatureStore(tmp_path / "store", "float16", chunk_size=2)
+def test_a_kill_leaves_whole_chunks_and_the_next_run_resumes_bitwise(tmp_path):
+    store = FeatureStore(tmp_path, "float16", chunk_size=2)
     with pytest.raises(KeyboardInterrupt):
-        _get(store, refs, CountingExtractor(fail_at=3))   # dies inside chunk 1
-    entry = next((tmp_path / "store" / "toy").iterdir())
-    assert sorted(p.name for p in entry.glob("chunk_*")) == ["chunk_00000"]  # no half chunk
-    (entry / "chunk_00002.tmp").mkdir()               # debris of a kill mid-write
-    ex = CountingExtractor()
-    feats = _get(store, refs, ex)
-    assert ex.seen == 3                               # images 2, 3, 4 only
-    assert not list(entry.glob("*.tmp"))
-    assert feats[4].descriptors.dtype == np.float16
-    np.testing.assert_allclose(np.asarray(feats[4].descriptors, np.float32), 40 / 3, rtol=1e-3)
+        get(store, FakeExtract(range(N), fail_at=3))           # dies inside chunk 1
+    entry = entry_of(tmp_path)
+    assert sorted(p.name for p in entry.glob("chunk_*")) == ["chunk_00000"]   # no half chunk
+    (entry / "chunk_00002.tmp-otherhost-123-abc").mkdir()    # debris of a writer killed mid-write
+    ex = FakeExtract(range(N))
+    feats = get(store, ex)
+    assert ex.chunks == [1, 2] and not list(entry.glob("*.tmp*"))
+    fresh = get(FeatureStore(tmp_path / "fresh", "float16", chunk_size=2), FakeExtract(range(N)))
+    for a, b in zip(feats, fresh):
+        np.testing.assert_array_equal(a.descriptors, b.descriptors)
 
 
-def test_corrupt_image_names_the_file_and_keeps_stored_chunks(tmp_path):
-    refs = _images(tmp_path, 5)
-    (tmp_path / "im3.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    store = FeatureStore(tmp_path / "store", "float32", chunk_size=2)
-    with pytest.raises(ImageLoadError, match="im3.png"):
-        _get(store, refs, CountingExtractor())
-    Image.new("RGB", (8, 8), (30, 0, 0)).save(tmp_path / "im3.png")   # the user fixes it
-    ex = CountingExtractor()
-    _get(store, refs, ex)
-    assert ex.seen == 3                               # chunk 0 was kept
+def test_the_manifest_decides_the_chunk_size(tmp_path, caplog):
+    get(FeatureStore(tmp_path, "float32", chunk_size=2), FakeExtract(range(N)))
+    ex = FakeExtract(range(N))
+    with caplog.at_level(logging.INFO):
+        feats = get(FeatureStore(tmp_path, "float32", chunk_size=3), ex)
+    assert ex.chunks == [] and len(feats) == N and values(feats) == [0, 1, 2, 3, 4]
+    assert "uses chunks of 2 images (its manifest decides" in caplog.text
 
 
-def test_store_settings_are_validated(tmp_path):
-    with pytest.raises(ValueError, match="store.dtype"):
+def test_overwritten_bytes_are_caught_at_first_read_set_aside_and_re_extracted(tmp_path, caplog):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)))
+    desc = entry_of(tmp_path) / "chunk_00001" / "descriptors.npy"
+    raw = bytearray(desc.read_bytes())
+    raw[-8:] = np.full(2, 99.0, np.float32).tobytes()        # same size, other values
+    desc.write_bytes(bytes(raw))
+    ex = FakeExtract(range(N))
+    with caplog.at_level(logging.WARNING):
+        feats = get(store, ex)                                # cheap checks pass: sizes, names
+        assert ex.chunks == []
+        assert np.asarray(feats[3].descriptors).max() == 3.0   # first read: checksum -> re-extracted
+    assert ex.chunks == [1] and "chunk_00001 is not usable" in caplog.text
+    assert "checksum" in caplog.text
+    assert len(list((entry_of(tmp_path) / "set_aside").iterdir())) == 1
+
+
+@pytest.mark.parametrize("damage", ["copy_over", "truncate", "lose_index", "lose_record", "garble_record"])
+def test_damaged_chunks_are_set_aside_at_open_and_never_wedge_the_store(tmp_path, damage, caplog):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)))
+    chunk = entry_of(tmp_path) / "chunk_00001"
+    if damage == "copy_over":
+        shutil.rmtree(chunk)
+        shutil.copytree(chunk.with_name("chunk_00000"), chunk)
+    elif damage == "truncate":
+        desc = chunk / "descriptors.npy"
+        desc.write_bytes(desc.read_bytes()[:-20])
+    elif damage == "lose_index":
+        (chunk / "index.npy").unlink()
+    elif damage == "lose_record":
+        (chunk / "record.json").unlink()                       # looks like an earlier version's chunk
+    else:
+        (chunk / "record.json").write_text("{not json")
+    for _ in range(2):                                        # and the next run is clean
+        ex = FakeExtract(range(N))
+        with caplog.at_level(logging.WARNING):
+            feats = get(store, ex)
+        assert values(feats) == [0, 1, 2, 3, 4]
+        caplog.clear()
+    assert len(list((entry_of(tmp_path) / "set_aside").iterdir())) == 1
+
+
+def test_a_replaced_image_file_re_extracts_only_its_chunk(tmp_path):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)), stamps=["a"] * N)
+    ex = FakeExtract([0, 1, 2, 30, 4])
+    feats = get(store, ex, stamps=["a", "a", "a", "b", "a"])    # im3 changed on disk
+    assert ex.chunks == [1] and values(feats) == [0, 1, 2, 30, 4]
+
+
+def _legacy_chunk(path, vals, names):
+    """A chunk as versions before record.json wrote it."""
+    path.mkdir(parents=True)
+    feats = [LocalFeatures.from_map(np.full((3, 2, 2), v, np.float32)) for v in vals]
+    np.save(path / "descriptors.npy", np.concatenate([f.descriptors for f in feats]).astype(np.float32))
+    np.save(path / "positions.npy", np.concatenate([f.positions for f in feats]))
+    np.save(path / "index.npy", np.array([[4 * i, 4, 2, 2] for i in range(len(vals))], np.int64))
+    (path / "names.json").write_text(json.dumps(names))
+
+
+def test_chunks_of_earlier_versions_are_kept_after_checks(tmp_path):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)))
+    entry = entry_of(tmp_path)
+    for c, lo in enumerate(range(0, N, 2)):                   # rewrite every chunk the old way
+        shutil.rmtree(entry / f"chunk_{c:05d}")
+        _legacy_chunk(entry / f"chunk_{c:05d}", [10 + i for i in range(lo, min(N, lo + 2))],
+                      NAMES[lo:lo + 2])
+    ex = FakeExtract(range(N))
+    feats = get(store, ex, adoptable=lambda i: i != 4)        # im4 is decoded differently now
+    assert ex.chunks == [2] and values(feats) == [10, 11, 12, 13, 4]
+    assert (entry / "chunk_00000" / "record.json").exists()
+    ex = FakeExtract(range(N))
+    assert values(get(store, ex)) == [10, 11, 12, 13, 4] and ex.chunks == []
+
+
+def test_a_full_disk_says_so_and_keeps_what_is_stored(tmp_path, monkeypatch):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    real_save, calls = np.save, []
+
+    def save(path, arr, *a, **k):
+        calls.append(path)
+        if len(calls) == 4:   # chunk 1's first array
+            raise OSError("1105920 requested and 438208 written")
+        return real_save(path, arr, *a, **k)
+
+    monkeypatch.setattr(np, "save", save)
+    with pytest.raises(StoreError, match=r"no space left on the device while writing .*chunk_00001.*"
+                                         r"chunks already stored are kept"):
+        get(store, FakeExtract(range(N)))
+    monkeypatch.setattr(np, "save", real_save)
+    entry = entry_of(tmp_path)
+    assert sorted(p.name for p in entry.glob("chunk_*")) == ["chunk_00000"]
+    ex = FakeExtract(range(N))
+    get(store, ex)
+    assert ex.chunks == [1, 2]
+
+
+def _worker(root, log, out, delay):
+    store = FeatureStore(root, "float32", chunk_size=2)
+    feats = store.get("toy", [f"im{i}" for i in range(12)], [f"im{i}" for i in range(12)], ["s"] * 12,
+                      {"fake": 1}, FakeExtract(range(12), delay=delay, log=log), progress=False)
+    np.save(out, np.stack([np.asarray(f.descriptors) for f in feats]))
+
+
+def test_processes_sharing_one_entry_extract_each_chunk_once(tmp_path):
+    ctx = mp.get_context("fork")
+    log = tmp_path / "extracted.txt"
+    procs = [ctx.Process(target=_worker, args=(tmp_path / "store", log, tmp_path / f"out{k}.npy", 0.2))
+             for k in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    extracted = sorted(int(x) for x in log.read_text().split())
+    assert extracted == list(range(6))                        # every chunk once, by someone
+    outs = [np.load(tmp_path / f"out{k}.npy") for k in range(3)]
+    for o in outs[1:]:
+        np.testing.assert_array_equal(outs[0], o)
+    assert not list((tmp_path / "store").rglob("*.tmp*"))
+
+
+def test_a_process_waits_for_a_chunk_another_is_writing_and_takes_over_if_it_dies(tmp_path):
+    from filelock import FileLock
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    entry = tmp_path / "toy"
+    # another process holds chunk 0's lock for a while, then dies without writing it
+    ctx = mp.get_context("fork")
+    ready = ctx.Event()
+
+    def hold():
+        from features.store import store_key
+        key = store_key({"fake": 1}, NAMES, "float32")
+        (entry / key / "locks").mkdir(parents=True, exist_ok=True)
+        lock = FileLock(entry / key / "locks" / "chunk_00000.lock")
+        lock.acquire()
+        ready.set()
+        time.sleep(1.0)
+        import os
+        os._exit(1)                                           # dies holding it: the kernel frees it
+
+    p = ctx.Process(target=hold)
+    p.start()
+    assert ready.wait(30)
+    ex = FakeExtract(range(N))
+    t = time.perf_counter()
+    feats = get(store, ex)
+    p.join()
+    assert ex.chunks == [1, 2, 0] and values(feats) == [0, 1, 2, 3, 4]
+    assert time.perf_counter() - t > 0.5                      # it waited for the holder
+
+
+def test_settings_and_a_broken_manifest_are_named(tmp_path):
+    with pytest.raises(ParameterError, match="dtype='int8'"):
         FeatureStore(tmp_path, "int8")
+    with pytest.raises(ParameterError, match="chunk_size=0"):
+        FeatureStore(tmp_path, chunk_size=0)
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)))
+    manifest = entry_of(tmp_path) / "manifest.json"
+    manifest.write_text("{}")
+    with pytest.raises(StoreError, match="manifest.json is unreadable"):
+        get(store, FakeExtract(range(N)))
+
+
+def test_file_crc32_matches_zlib(tmp_path):
+    import zlib
+    data = np.random.default_rng(0).bytes(3_000_000)
+    (tmp_path / "f").write_bytes(data)
+    assert file_crc32(tmp_path / "f", block=1 << 20) == zlib.crc32(data)
