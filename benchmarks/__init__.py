@@ -1,8 +1,8 @@
-"""Datasets in their official formats, their protocols, exact search and metrics."""
+"""Datasets in their official formats, their protocols, exact search, metrics and re-ranking."""
 from benchmarks.base import ImageLoadError, ImageRef, Query, RetrievalDataset
 from benchmarks.errors import DatasetError
-from benchmarks.evaluation import evaluate
-from benchmarks.search import rank, search, similarity
+from benchmarks.evaluation import evaluate, evaluate_rankings
+from benchmarks.search import SearchResult, rank, search, similarity
 
-__all__ = ["DatasetError", "ImageRef", "ImageLoadError", "Query", "RetrievalDataset", "evaluate", "rank",
-           "search", "similarity"]
+__all__ = ["DatasetError", "ImageRef", "ImageLoadError", "Query", "RetrievalDataset", "SearchResult",
+           "evaluate", "evaluate_rankings", "rank", "search", "similarity"]

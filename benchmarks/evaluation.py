@@ -1,12 +1,37 @@
-"""Score a ranking under a dataset's protocol."""
+"""Score a search under a dataset's protocol.
+
+``evaluate`` searches and scores in bounded memory: it tracks the exact rank of every image the
+protocol looks at (positives, junk, the query's own image for UKBench) and keeps only the top-k.
+``evaluate_rankings`` scores given full rankings; both give the same numbers.
+
+Protocols:
+  oxford / holidays: positives = ok, junk ignored (Holidays puts the query itself in junk).
+  ukbench: N-S score (the query counts) and mAP with the query itself as junk.
+  revisited: Easy (easy positives, hard as junk), Medium (easy + hard), Hard (hard positives,
+  easy as junk): mAP and mP@k of each, keys prefixed E/M/H; ``mAP`` and ``aps`` are Medium's.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from benchmarks.base import RetrievalDataset
-from benchmarks.metrics import mean_average_precision, ns_score
+from benchmarks.metrics import (mean_average_precision, mean_average_precision_from_ranks,
+                                ns_score, ns_score_from_ranks, ranks_after_junk_removal)
+from benchmarks.search import SearchResult, search
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """One scored setting of a protocol: key prefix ("" or "E/", "M/", "H/") and, per query, the
+    positives and the junk (sorted unique database indices)."""
+
+    prefix: str
+    positives: list[np.ndarray]
+    junk: list[np.ndarray]
 
 
 def _get(rel: dict, *keys: str) -> np.ndarray:
@@ -14,38 +39,77 @@ def _get(rel: dict, *keys: str) -> np.ndarray:
     return np.unique(np.concatenate(parts)) if parts else _EMPTY
 
 
-def evaluate(dataset: RetrievalDataset, rankings: np.ndarray, ks=(1, 5, 10)) -> dict:
-    """Metrics for (n_queries, n_db) rankings. Returns scalars plus ``aps`` (per query).
-
-    oxford / holidays: positives = ok, junk ignored (Holidays puts the query itself in junk).
-    ukbench: N-S score (the query counts) and mAP with the query itself as junk.
-    revisited: Easy (easy positives, hard as junk), Medium (easy + hard), Hard (hard positives,
-    easy as junk): mAP and mP@k of each, keys prefixed E/M/H.
-    """
+def protocol_setups(dataset: RetrievalDataset) -> tuple[list[Setup], list[np.ndarray] | None]:
+    """The settings scored under ``dataset.protocol`` and, for UKBench, each query's group (its ok
+    images and itself) for the N-S score (else None)."""
     qs = dataset.queries
-    if rankings.shape[0] != len(qs):
-        raise ValueError(f"{rankings.shape[0]} rankings for {len(qs)} queries of {dataset.name}")
     if dataset.protocol in ("oxford", "holidays"):
-        return mean_average_precision(rankings, [_get(q.relevant, "ok") for q in qs],
-                                      [_get(q.relevant, "junk") for q in qs], ks)
+        return [Setup("", [_get(q.relevant, "ok") for q in qs], [_get(q.relevant, "junk") for q in qs])], None
     if dataset.protocol == "ukbench":
         selves = [np.array([q.db_index] if q.db_index is not None else [], dtype=np.int64) for q in qs]
-        groups = [np.union1d(_get(q.relevant, "ok"), s) for q, s in zip(qs, selves)]
-        out = mean_average_precision(rankings, [_get(q.relevant, "ok") for q in qs],
-                                     [np.union1d(_get(q.relevant, "junk"), s) for q, s in zip(qs, selves)], ks)
-        out["N-S"] = ns_score(rankings, groups)
-        return out
+        ok = [_get(q.relevant, "ok") for q in qs]
+        junk = [np.union1d(_get(q.relevant, "junk"), s) for q, s in zip(qs, selves)]
+        return [Setup("", ok, junk)], [np.union1d(o, s) for o, s in zip(ok, selves)]
     if dataset.protocol == "revisited":
-        out: dict = {}
-        setups = {"E": (("easy",), ("junk", "hard")),
-                  "M": (("easy", "hard"), ("junk",)),
-                  "H": (("hard",), ("junk", "easy"))}
-        for tag, (pos_keys, junk_keys) in setups.items():
-            r = mean_average_precision(rankings, [_get(q.relevant, *pos_keys) for q in qs],
-                                       [_get(q.relevant, *junk_keys) for q in qs], ks)
-            for k, v in r.items():
-                out[f"{tag}/{k}"] = v
+        kinds = {"E/": (("easy",), ("junk", "hard")),
+                 "M/": (("easy", "hard"), ("junk",)),
+                 "H/": (("hard",), ("junk", "easy"))}
+        return [Setup(tag, [_get(q.relevant, *pos) for q in qs], [_get(q.relevant, *junk) for q in qs])
+                for tag, (pos, junk) in kinds.items()], None
+    raise ValueError(f"unknown protocol {dataset.protocol!r}")
+
+
+def _collect(dataset: RetrievalDataset, per_setup, n_s) -> dict:
+    """The metrics dict from ``per_setup(setup) -> mean_average_precision dict`` and
+    ``n_s(groups) -> N-S score``."""
+    setups, groups = protocol_setups(dataset)
+    out: dict = {}
+    for st in setups:
+        for key, value in per_setup(st).items():
+            out[f"{st.prefix}{key}"] = value
+    if groups is not None:
+        out["N-S"] = n_s(groups)
+    if dataset.protocol == "revisited":
         out["mAP"] = out["M/mAP"]
         out["aps"] = out["M/aps"]
-        return out
-    raise ValueError(f"unknown protocol {dataset.protocol!r}")
+    return out
+
+
+def evaluate_rankings(dataset: RetrievalDataset, rankings: np.ndarray, ks=(1, 5, 10)) -> dict:
+    """Metrics for full (n_queries, n_db) rankings. Returns scalars plus ``aps`` (per query)."""
+    if rankings.shape[0] != len(dataset.queries):
+        raise ValueError(f"{rankings.shape[0]} rankings for {len(dataset.queries)} queries of {dataset.name}")
+    return _collect(dataset, lambda st: mean_average_precision(rankings, st.positives, st.junk, ks),
+                    lambda groups: ns_score(rankings, groups))
+
+
+def evaluate(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarray,
+             top_k: int = 10, ks=(1, 5, 10), **search_options) -> tuple[dict, SearchResult]:
+    """Search ``database`` (N = len(dataset) rows, in the dataset's image order) with ``queries``
+    (one row per dataset query) and score it: (metrics, SearchResult with the top ``top_k``).
+
+    The metrics are exactly ``evaluate_rankings`` of the full rankings (same keys and values, per
+    query ``aps`` included), computed from the exact ranks of the images each query's protocol
+    looks at. ``search_options``: ``max_scores_bytes``, ``device`` (see ``search``).
+    """
+    if len(queries) != len(dataset.queries):
+        raise ValueError(f"{len(queries)} query descriptors for {len(dataset.queries)} queries of {dataset.name}")
+    if len(database) != len(dataset):
+        raise ValueError(f"{len(database)} database descriptors for {len(dataset)} images of {dataset.name}")
+    setups, groups = protocol_setups(dataset)
+    tracked = [np.unique(np.concatenate([a for st in setups for a in (st.positives[i], st.junk[i])]
+                                        + ([groups[i]] if groups is not None else []) + [_EMPTY]))
+               for i in range(len(dataset.queries))]
+    result = search(queries, database, top_k, track=tracked, **search_options)
+
+    def ranks_of(i: int, items: np.ndarray) -> np.ndarray:
+        return result.ranks[i][np.searchsorted(tracked[i], items)]
+
+    def per_setup(st: Setup) -> dict:
+        ranks = [ranks_after_junk_removal(ranks_of(i, pos), ranks_of(i, np.setdiff1d(st.junk[i], pos)))
+                 for i, pos in enumerate(st.positives)]
+        return mean_average_precision_from_ranks(ranks, [len(p) for p in st.positives], ks)
+
+    metrics = _collect(dataset, per_setup,
+                       lambda gs: ns_score_from_ranks([ranks_of(i, g) for i, g in enumerate(gs)]))
+    return metrics, result

@@ -1,7 +1,9 @@
 """Retrieval metrics with the conventions of the Oxford/revisitop evaluation code.
 
 Rankings are (n_db,) arrays of database indices, best first. Ties in scores are broken by
-database order (``search.rank`` uses a stable sort), so a ranking is fully determined.
+database order (a stable sort of -score, see ``benchmarks.search``), so a ranking is fully
+determined. The ``*_from_ranks`` forms take the positions of the relevant images instead of whole
+rankings (what ``search(track=...)`` returns) and give the same numbers.
 """
 from __future__ import annotations
 
@@ -44,6 +46,14 @@ def precision_at_k(ranks: np.ndarray, k: int) -> float:
     return float((pos <= kq).sum() / kq)
 
 
+def ranks_after_junk_removal(positive_ranks: np.ndarray, junk_ranks: np.ndarray) -> np.ndarray:
+    """``positive_ranks`` (0-based, in the whole ranking) once the junk images are taken out of the
+    ranking: each rank minus the number of junk ranks before it. ``junk_ranks`` must not hold a
+    positive's rank (a positive listed as junk counts as a positive, as in ``positive_ranks``)."""
+    r = np.asarray(positive_ranks, dtype=np.int64)
+    return r - np.searchsorted(np.sort(np.asarray(junk_ranks, dtype=np.int64)), r)
+
+
 def mean_average_precision(rankings: np.ndarray, positives: list[np.ndarray],
                            junk: list[np.ndarray], ks=(1, 5, 10)) -> dict:
     """mAP and mP@k over queries; queries without positives are left out (as in ``compute_map``).
@@ -51,16 +61,24 @@ def mean_average_precision(rankings: np.ndarray, positives: list[np.ndarray],
     rankings: (n_queries, n_db) database indices, best first.
     Returns {"mAP", "mP@k"..., "aps" (per query, NaN where excluded), "n_evaluated"}.
     """
-    n_q = len(positives)
+    ranks = [positive_ranks(rankings[i], np.asarray(positives[i], dtype=np.int64),
+                            np.asarray(junk[i], dtype=np.int64)) if len(positives[i]) else None
+             for i in range(len(positives))]
+    return mean_average_precision_from_ranks(ranks, [len(p) for p in positives], ks)
+
+
+def mean_average_precision_from_ranks(ranks: list[np.ndarray | None], n_positives: list[int],
+                                      ks=(1, 5, 10)) -> dict:
+    """``mean_average_precision`` from each query's positive ranks after junk removal
+    (``positive_ranks`` or ``ranks_after_junk_removal``); queries with ``n_positives`` 0 are left out."""
+    n_q = len(n_positives)
     aps = np.full(n_q, np.nan)
     prs = np.full((n_q, len(ks)), np.nan)
     for i in range(n_q):
-        pos = np.asarray(positives[i], dtype=np.int64)
-        if len(pos) == 0:
+        if n_positives[i] == 0:
             continue
-        r = positive_ranks(rankings[i], pos, np.asarray(junk[i], dtype=np.int64))
-        aps[i] = average_precision(r, len(pos))
-        prs[i] = [precision_at_k(r, k) for k in ks]
+        aps[i] = average_precision(ranks[i], n_positives[i])
+        prs[i] = [precision_at_k(ranks[i], k) for k in ks]
     valid = ~np.isnan(aps)
     if not valid.any():
         raise ValueError("no query has a positive image: mAP is undefined for this ground truth")
@@ -74,3 +92,8 @@ def ns_score(rankings: np.ndarray, groups: list[np.ndarray], top: int = 4) -> fl
     """UKBench N-S score: mean number of a query's group members (the query included) in its top 4."""
     hits = [np.isin(rankings[i][:top], groups[i]).sum() for i in range(len(groups))]
     return float(np.mean(hits))
+
+
+def ns_score_from_ranks(group_ranks: list[np.ndarray], top: int = 4) -> float:
+    """``ns_score`` from the 0-based ranks (in the whole ranking) of each query's group members."""
+    return float(np.mean([int((np.asarray(r) < top).sum()) for r in group_ranks]))

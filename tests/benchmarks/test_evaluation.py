@@ -133,9 +133,3 @@ def test_counts_are_checked():
         evaluate(dataset("oxford", 5, [{"ok": np.zeros(0, int), "junk": np.zeros(0, int)}]),
                  np.ones((1, 3)), np.ones((5, 3)))
 
-
-def test_former_signature_still_scores_rankings():
-    ds = dataset("oxford", 3, [{"ok": np.array([2]), "junk": np.zeros(0, int)}])
-    with pytest.warns(DeprecationWarning, match="evaluate_rankings"):
-        m = evaluate(ds, np.array([[0, 2, 1]]))
-    assert m["mAP"] == pytest.approx(evaluate_rankings(ds, np.array([[0, 2, 1]]))["mAP"])

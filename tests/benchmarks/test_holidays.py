@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks import evaluate
+from benchmarks.evaluation import evaluate_rankings
 from benchmarks.base import ImageRef
 from benchmarks.errors import DatasetError
 from benchmarks.holidays import load_holidays, read_rotation_file
@@ -85,7 +85,7 @@ def test_query_is_left_out_of_its_own_ranking(tmp_path):
     ds = load_holidays(tmp_path)
     # query 0 ranks itself first (ignored), then 3 (negative), 1, 4, 2; query 3 finds 4 at once
     rankings = np.array([[0, 3, 1, 4, 2], [3, 4, 0, 1, 2]])
-    m = evaluate(ds, rankings)
+    m = evaluate_rankings(ds, rankings)
     ap0 = ((0 / 1 + 1 / 2) / 2 + (1 / 3 + 2 / 4) / 2) / 2  # positives at ranks 1 and 3 once 0 is out
     assert m["aps"].tolist() == pytest.approx([ap0, 1.0])
     assert m["mAP"] == pytest.approx((ap0 + 1.0) / 2)
@@ -94,7 +94,7 @@ def test_query_is_left_out_of_its_own_ranking(tmp_path):
 def test_single_image_group_is_left_out_of_the_mean(tmp_path):
     write_images(tmp_path / "jpg", ["100000", "100001", "100100"])
     ds = load_holidays(tmp_path)
-    m = evaluate(ds, np.array([[0, 2, 1], [2, 0, 1]]))  # query 100100 has no other group member
+    m = evaluate_rankings(ds, np.array([[0, 2, 1], [2, 0, 1]]))  # query 100100 has no other group member
     assert m["n_evaluated"] == 1 and np.isnan(m["aps"][1])
     assert m["mAP"] == pytest.approx((0 / 1 + 1 / 2) / 2)  # positive at rank 1 once the query leaves
 
@@ -108,5 +108,5 @@ def test_real_ground_truth_perfect_ranking_scores_one(tmp_path):
     for q in ds.queries:  # the query itself first (junk), its group next, then everything else
         head = [q.db_index, *q.relevant["ok"].tolist()]
         rankings.append(head + [i for i in range(n) if i not in set(head)])
-    m = evaluate(ds, np.array(rankings))
+    m = evaluate_rankings(ds, np.array(rankings))
     assert m["mAP"] == pytest.approx(1.0) and m["n_evaluated"] == 500

@@ -146,7 +146,7 @@ def test_foreign_ground_truth_file_is_refused(tmp_path):
 
 
 def test_real_ground_truth_junk_before_positives_still_scores_one(oxford_root):
-    from benchmarks import evaluate
+    from benchmarks.evaluation import evaluate_rankings
 
     ds = load_oxford5k(oxford_root[0])
     n = len(ds)
@@ -154,5 +154,5 @@ def test_real_ground_truth_junk_before_positives_still_scores_one(oxford_root):
     for q in ds.queries:  # every junk image first, then every positive, then the rest
         head = [*q.relevant["junk"].tolist(), *q.relevant["ok"].tolist()]
         rankings.append(head + sorted(set(range(n)) - set(head)))
-    m = evaluate(ds, np.array(rankings))
+    m = evaluate_rankings(ds, np.array(rankings))
     assert m["mAP"] == pytest.approx(1.0) and m["n_evaluated"] == 55

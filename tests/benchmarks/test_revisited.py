@@ -6,7 +6,7 @@ import pickle
 import numpy as np
 import pytest
 
-from benchmarks import evaluate
+from benchmarks.evaluation import evaluate_rankings
 from benchmarks.errors import DatasetError
 from benchmarks.revisited import load_roxford5k, load_rparis6k
 
@@ -49,7 +49,7 @@ def test_easy_medium_hard_by_hand(tmp_path):
     ds = load_roxford5k(_layout(tmp_path))
     rankings = np.array([[4, 2, 0, 1, 3],    # q0: junk 4, negative 2, easy 0, hard 1, easy 3
                          [0, 1, 2, 3, 4]])   # q1: no easy positive; its hard positive is last
-    m = evaluate(ds, rankings)
+    m = evaluate_rankings(ds, rankings)
     ap = lambda ranks, n: sum((j / r if r else 1.0) / 2 + (j + 1) / (r + 1) / 2
                               for j, r in enumerate(ranks)) / n
     # Easy: positives {0, 3}, junk {4, 1}: ranking without junk = [2, 0, 3] -> ranks 1, 2; q1 excluded

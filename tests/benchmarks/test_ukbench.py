@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from benchmarks import evaluate
+from benchmarks.evaluation import evaluate_rankings
 from benchmarks.errors import DatasetError
 from benchmarks.ukbench import load_ukbench
 
@@ -30,9 +30,9 @@ def test_ns_score_by_hand(tmp_path):
     ds = load_ukbench(tmp_path)
     rankings = np.array([list(range(8))] * 8)  # everyone ranks 0..7 in database order
     # queries 0-3 find their 4 group members in the top 4; queries 4-7 none
-    assert evaluate(ds, rankings)["N-S"] == pytest.approx((4 * 4 + 4 * 0) / 8)
+    assert evaluate_rankings(ds, rankings)["N-S"] == pytest.approx((4 * 4 + 4 * 0) / 8)
     rankings[4] = [4, 5, 0, 6, 7, 1, 2, 3]  # query 4: itself, 5, (0), 6 -> 3 of 4
-    assert evaluate(ds, rankings)["N-S"] == pytest.approx((16 + 3) / 8)
+    assert evaluate_rankings(ds, rankings)["N-S"] == pytest.approx((16 + 3) / 8)
 
 
 def test_errors(tmp_path):

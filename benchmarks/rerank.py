@@ -1,0 +1,281 @@
+"""Re-ranking by query expansion (QE) and database-side augmentation (DBA) of global descriptors.
+
+Each method is a small class whose constructor arguments are its hyper-parameters (the keys of
+its ``conf/rerank/NAME.yaml``) and whose ``rerank(queries, database, query_db_index)`` returns new
+(queries, database) descriptors; searching those gives the new ranking. Re-ranking never reads
+the ground truth: it sees descriptors and, per query, the database index of the query's own image
+(identity, not relevance). Conventions (docs/rerank.md has the references):
+
+- Descriptors are expected L2-normalised (the post-processing chain ends with L2); outputs are
+  L2-normalised float32 rows. A vector is replaced by the normalised weighted sum of itself
+  (weight 1 = its similarity to itself) and its k nearest database neighbours, weight
+  ``max(s, 0) ** alpha`` for a neighbour of similarity s (alpha = 0: plain average, every
+  neighbour weight 1).
+- QE: a query never takes the database image given as its own (``query_db_index``) as a
+  neighbour: that image's descriptor is the query's (it would only double the query's weight),
+  and Holidays-style protocols drop it from the query's ranked list, so the k neighbours are the
+  top k of the evaluated list. ``query_db_indices(dataset)`` gives it where the query descriptor
+  is its database image's; a cropped query's full image is an ordinary neighbour (as in cirtorch-
+  and dirtorch-based published numbers on Oxford/Paris).
+- DBA: every database vector is combined with itself and its k nearest *other* database vectors
+  (found on the original database, then all replaced at once); QE after DBA searches the
+  augmented database.
+- Zero rows (images without local features) stay zero and are never anyone's neighbour; if
+  fewer than k usable neighbours exist, the available ones are used.
+- Neighbours come from ``benchmarks.search`` (exact, ties by database order) in query chunks of
+  at most ``max_scores_bytes`` of scores (256 MiB by default): no N x N matrix is built.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from benchmarks.errors import ParameterError
+from benchmarks.search import DEFAULT_MAX_SCORES_BYTES, search
+
+#: bytes of neighbour vectors gathered at once when summing them (rows x (k + 1) x D float32)
+_COMBINE_BYTES = 32 * 2**20
+
+
+class Reranker:
+    """Base class: ``rerank`` returns (queries, database) descriptors to search instead."""
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+    def rerank(self, queries: np.ndarray, database: np.ndarray, query_db_index: np.ndarray | None = None,
+               *, device: str = "cpu", max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """queries (n_q, D), database (N, D), query_db_index (n_q,) int: the database index of each
+        query's own image, -1 where it has none (None: no query has one). Returns float32
+        (n_q, D), (N, D). ``device`` and ``max_scores_bytes`` go to the neighbour search."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({args})"
+
+
+class NoRerank(Reranker):
+    """No re-ranking: the inputs are returned unchanged (config ``rerank=none``)."""
+
+    label = "none"
+
+    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
+               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+        return queries, database
+
+
+class QueryExpansion(Reranker):
+    """Query expansion: each query becomes the L2-normalised weighted sum of itself and its k
+    nearest database vectors (its own database image excluded).
+
+    alpha = 0: average query expansion, AQE (Chum et al., ICCV 2007, in its global-descriptor form);
+    alpha > 0: alpha-weighted QE, αQE (Radenović et al., TPAMI 2018), weights similarity^alpha.
+    k = 0 leaves the queries unchanged.
+    """
+
+    def __init__(self, k: int = 5, alpha: float = 0.0):
+        self.k = _check_k(k, type(self).__name__)
+        self.alpha = _check_alpha(alpha, "alpha", type(self).__name__)
+
+    @property
+    def label(self) -> str:
+        return f"AQE(k={self.k})" if self.alpha == 0 else f"αQE(k={self.k},α={self.alpha:g})"
+
+    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
+               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+        q, x = _pair(queries, database)
+        own = _own_index(query_db_index, len(q), len(x))
+        if self.k > len(x):
+            raise ParameterError("k", self.k, f"larger than the database ({len(x)} images); use "
+                                 f"k <= {len(x)}", owner=type(self).__name__)
+        new_q = expand(q, x, self.k, self.alpha, own, device=device, max_scores_bytes=max_scores_bytes)
+        return new_q, x
+
+
+class DatabaseAugmentation(Reranker):
+    """Database-side augmentation: each database vector becomes the L2-normalised weighted sum of
+    itself and its k nearest other database vectors (Arandjelović & Zisserman, CVPR 2012, alpha = 0;
+    the similarity-weighted form of Gordo et al., IJCV 2017, alpha > 0). Queries are unchanged.
+    k = 0 leaves the database unchanged.
+    """
+
+    def __init__(self, k: int = 5, alpha: float = 0.0):
+        self.k = _check_k(k, type(self).__name__)
+        self.alpha = _check_alpha(alpha, "alpha", type(self).__name__)
+
+    @property
+    def label(self) -> str:
+        return f"DBA(k={self.k})" if self.alpha == 0 else f"αDBA(k={self.k},α={self.alpha:g})"
+
+    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
+               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+        q, x = _pair(queries, database)
+        _own_index(query_db_index, len(q), len(x))
+        return q, augment(x, self.k, self.alpha, "k", type(self).__name__, device=device,
+                          max_scores_bytes=max_scores_bytes)
+
+
+class QueryExpansionWithDBA(Reranker):
+    """DBA of the database (``dba_k``, ``dba_alpha``), then QE of the queries (``k``, ``alpha``) over
+    the augmented database, as in the literature's "DBA + QE" rows."""
+
+    def __init__(self, k: int = 5, alpha: float = 0.0, dba_k: int = 5, dba_alpha: float = 0.0):
+        owner = type(self).__name__
+        self.k = _check_k(k, owner)
+        self.alpha = _check_alpha(alpha, "alpha", owner)
+        self.dba_k = _check_k(dba_k, owner, "dba_k")
+        self.dba_alpha = _check_alpha(dba_alpha, "dba_alpha", owner)
+
+    @property
+    def label(self) -> str:
+        dba = DatabaseAugmentation(self.dba_k, self.dba_alpha).label
+        return f"{dba}+{QueryExpansion(self.k, self.alpha).label}"
+
+    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
+               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+        q, x = _pair(queries, database)
+        own = _own_index(query_db_index, len(q), len(x))
+        if self.k > len(x):
+            raise ParameterError("k", self.k, f"larger than the database ({len(x)} images); use "
+                                 f"k <= {len(x)}", owner=type(self).__name__)
+        x = augment(x, self.dba_k, self.dba_alpha, "dba_k", type(self).__name__, device=device,
+                    max_scores_bytes=max_scores_bytes)
+        return expand(q, x, self.k, self.alpha, own, device=device, max_scores_bytes=max_scores_bytes), x
+
+
+class SpocQueryExpansion(QueryExpansion):
+    """RECONSTRUCTION of the query expansion of the SPoC paper's ICCV 2015 version, whose exact form
+    is not recorded here: the expanded query is the L2-normalised sum of the query's descriptor and
+    those of its k top-ranked database images, all with equal weight, i.e. the sum pooling of the
+    query's and its neighbours' global descriptors, once (computationally AQE with the same k).
+    docs/rerank.md lists what to check against the ICCV text.
+    """
+
+    def __init__(self, k: int = 5):
+        super().__init__(k=k, alpha=0.0)
+
+    @property
+    def label(self) -> str:
+        return f"SPoC-QE(k={self.k}) (reconstruction)"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(k={self.k!r})"
+
+
+# ----------------------------------------------------------------------------- the two operations
+def expand(queries: np.ndarray, database: np.ndarray, k: int, alpha: float, own: np.ndarray, *,
+           device: str = "cpu", max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES) -> np.ndarray:
+    """QE: (n_q, D) float32 rows normalise(q + sum_j w_j x_j) over the k nearest non-zero rows of
+    ``database`` other than ``own[i]`` (-1: none); zero queries stay zero; k = 0: unchanged."""
+    if k == 0:
+        return queries
+    idx, sims = _neighbours(queries, database, k, own, device, max_scores_bytes)
+    return _combine(queries, database, idx, sims, alpha)
+
+
+def augment(database: np.ndarray, k: int, alpha: float, param: str, owner: str, *,
+            device: str = "cpu", max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES) -> np.ndarray:
+    """DBA: (N, D) float32 rows normalise(x_i + sum_j w_j x_j) over the k nearest other non-zero
+    rows; zero rows stay zero; k = 0: unchanged. ``param``/``owner`` name k in errors."""
+    if k == 0:
+        return database
+    if k > len(database) - 1:
+        raise ParameterError(param, k, f"each database image has only {len(database) - 1} other images "
+                             f"to be augmented with; use {param} <= {len(database) - 1}", owner=owner)
+    idx, sims = _neighbours(database, database, k, np.arange(len(database)), device, max_scores_bytes)
+    return _combine(database, database, idx, sims, alpha)
+
+
+def _neighbours(queries, database, k, own, device, max_scores_bytes):
+    """(n, k + 1) int64 database indices (-1: none) and their similarities: each row's k nearest
+    non-zero database rows other than ``own``; rows of zero queries get none."""
+    n = len(queries)
+    idx = np.full((n, k + 1), -1, np.int64)
+    sims = np.zeros((n, k + 1), np.float32)
+    live_q = np.flatnonzero(np.any(queries != 0, axis=1))
+    usable = np.flatnonzero(np.any(database != 0, axis=1))
+    if len(live_q) == 0 or len(usable) == 0:
+        return idx, sims
+    cand = database if len(usable) == len(database) else database[usable]
+    qs = queries if len(live_q) == n else queries[live_q]
+    res = search(qs, cand, k + 1, max_scores_bytes=max_scores_bytes, device=device)
+    found = usable[res.indices]                                   # (n_live, <= k + 1)
+    found_sims = res.scores
+    is_own = found == own[live_q][:, None]
+    drop = is_own.copy()
+    if found.shape[1] == k + 1:                                   # no own image: keep the first k
+        drop[~is_own.any(axis=1), k] = True
+    found = np.where(drop, -1, found)
+    found_sims = np.where(drop, 0.0, found_sims)
+    idx[live_q, :found.shape[1]] = found
+    sims[live_q, :found.shape[1]] = found_sims
+    return idx, sims
+
+
+def _combine(vectors, source, idx, sims, alpha) -> np.ndarray:
+    """normalise(v_i + sum_j w_ij source[idx_ij]) with w = max(s, 0)^alpha (1 when alpha = 0), over
+    valid idx (>= 0); rows without neighbours keep their direction (zero rows stay zero)."""
+    out = np.empty(vectors.shape, np.float32)
+    weights = np.ones_like(sims) if alpha == 0 else np.maximum(sims, 0.0) ** np.float32(alpha)
+    weights = np.where(idx >= 0, weights, 0.0).astype(np.float32)
+    rows = max(1, _COMBINE_BYTES // (4 * idx.shape[1] * max(1, vectors.shape[1])))
+    for s in range(0, len(vectors), rows):
+        e = min(s + rows, len(vectors))
+        acc = vectors[s:e].astype(np.float32, copy=True)
+        acc += np.einsum("nk,nkd->nd", weights[s:e], source[np.maximum(idx[s:e], 0)])
+        norms = np.linalg.norm(acc, axis=1, keepdims=True)
+        out[s:e] = np.divide(acc, norms, out=np.zeros_like(acc), where=norms > 0)
+    return out
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_k(k, owner: str, param: str = "k") -> int:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ParameterError(param, k, "must be a whole number of neighbours >= 0 (0 = off)", owner=owner)
+    if k < 0:
+        raise ParameterError(param, k, "must be >= 0 (0 = off)", owner=owner)
+    return int(k)
+
+
+def _check_alpha(alpha, param: str, owner: str) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
+        raise ParameterError(param, alpha, "must be a finite number >= 0 (0 = plain average)", owner=owner)
+    if alpha < 0:
+        raise ParameterError(param, alpha, "must be >= 0 (0 = plain average; 3 in Radenović et al.)",
+                             owner=owner)
+    return float(alpha)
+
+
+def _pair(queries, database) -> tuple[np.ndarray, np.ndarray]:
+    q = np.ascontiguousarray(queries, dtype=np.float32)
+    x = np.ascontiguousarray(database, dtype=np.float32)
+    if q.ndim != 2 or x.ndim != 2 or q.shape[1] != x.shape[1]:
+        raise ValueError(f"queries {q.shape} and database {x.shape} must be 2-D with the same dimension")
+    return q, x
+
+
+def _own_index(query_db_index, n_q: int, n: int) -> np.ndarray:
+    if query_db_index is None:
+        return np.full(n_q, -1, np.int64)
+    own = np.asarray(query_db_index)
+    if own.shape != (n_q,) or (own.size and not np.issubdtype(own.dtype, np.integer)):
+        raise ValueError(f"query_db_index must be ({n_q},) integers (-1: not in the database), "
+                         f"got shape {own.shape} dtype {own.dtype}")
+    own = own.astype(np.int64)
+    if own.size and (own.min() < -1 or own.max() >= n):
+        raise ValueError(f"query_db_index holds {int(own.min() if own.min() < -1 else own.max())}, "
+                         f"outside -1 .. {n - 1}")
+    return own
+
+
+def query_db_indices(dataset) -> np.ndarray:
+    """(n_q,) int64 for ``rerank``: the database index of each query's own image where the query's
+    descriptor is that image's (``dataset.query_uses_db_features``: Holidays, UKBench, the demo,
+    uncropped Oxford/Paris), else -1 (a cropped query: its full image is an ordinary database item
+    for QE). Reads identity only (``Query.db_index``, ``crop_queries``), never relevance."""
+    return np.array([q.db_index if dataset.query_uses_db_features(q) else -1 for q in dataset.queries],
+                    dtype=np.int64)
