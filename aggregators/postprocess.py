@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from benchmarks.errors import ParameterError
+
 
 class L2(TransformerMixin, BaseEstimator):
     """Scale each row to unit Euclidean norm (all-zero rows stay zero)."""
@@ -75,10 +77,10 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         max_dim = min(n - 1, d)
         dim = max_dim if self.dim is None else int(self.dim)
         if dim < 1 or dim > max_dim:
-            raise ValueError(
-                f"postprocess dim={self.dim} is more than the fitting set allows: {n} descriptors "
-                f"of dimension {d} give at most {max_dim} principal components. Lower "
-                f"postprocess.dim to <= {max_dim} or fit on a larger set (postprocess.fit_on)")
+            raise ParameterError(
+                "dim", self.dim, f"more than the fitting set allows: {n} descriptors of dimension "
+                f"{d} give at most {max_dim} principal components. Lower dim to <= {max_dim} or "
+                "fit on a larger set (fit_on)", "PCAWhitening")
         pca = PCA(n_components=dim, svd_solver="full").fit(X)
         self.mean_ = pca.mean_
         self.components_ = pca.components_

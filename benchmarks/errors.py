@@ -23,8 +23,7 @@ class ParameterError(DeepaggError, ValueError):
 
     def __init__(self, param: str, value, reason: str, owner: str = ""):
         self.param, self.value, self.reason, self.owner = param, value, reason, owner
-        who = f"{owner} " if owner else ""
-        super().__init__(f"{who}{param}={value!r}: {reason}")
+        super().__init__(f"{param}={value!r}: {reason}" + (f" ({owner})" if owner else ""))
 
     def with_prefix(self, prefix: str) -> "ParameterError":
         """The same error with the config path ``prefix.param`` (e.g. ``aggregator``)."""

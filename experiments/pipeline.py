@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.base import RetrievalDataset
 from benchmarks.configs import build_dataset, dataset_config
-from benchmarks.errors import ConfigError
+from benchmarks.errors import ConfigError, ParameterError
 from experiments import fitted, stages
 from experiments.validate import instantiate_checked
 
@@ -67,6 +68,15 @@ def check_available(cfg: DictConfig, learns: bool, swept_datasets=()) -> None:
                           "$DEEPAGG_DATA):\n  " + "\n  ".join(missing))
 
 
+@contextmanager
+def config_path(group: str):
+    """Parameter errors raised inside name their config key: ``group.param``."""
+    try:
+        yield
+    except ParameterError as e:
+        raise e.with_prefix(group) from None
+
+
 # ----------------------------------------------------------------------------- the run
 @dataclass
 class Evaluation:
@@ -97,16 +107,27 @@ def postprocess_chain(cfg: DictConfig):
 
 def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
     """Run one configuration end to end; ``source`` serves stored features (FeatureSource),
-    ``cache_root`` holds fitted aggregators and chains (None: no cache)."""
+    ``cache_root`` holds fitted aggregators and chains (None: no cache).
+
+    With ``store.local_features=discard`` the database's local features are never stored: its
+    images stream through the extractor, the fitted aggregator and the fitted chain, and only the
+    final D-dimensional descriptors are kept (in the store, so a later run reads them)."""
     watch = stages.Stopwatch()
+    discard = cfg.store.local_features == "discard"
     with watch("total_s"):
         dataset = build_dataset(cfg.dataset)
         agg = instantiate_checked(cfg.aggregator, "aggregator")
+        if "device" in agg.get_params():
+            agg.set_params(device=cfg.device)
         reranker = instantiate_checked(cfg.rerank, "rerank")
         reads = fit_sets_read(cfg, agg.learns)
+        if discard and dataset.name in reads.values():
+            raise ConfigError("store.local_features=discard cannot learn on the test dataset itself "
+                              f"({dataset.name}): set postprocess.fit_on / aggregator_fit_on to "
+                              "another dataset, or keep the local features")
 
         with watch("extract_s"):  # every extraction happens before the timed stages
-            test = stages.load_test_features(source, dataset)
+            test = stages.load_test_features(source, dataset, database=not discard)
             fit_sets = {}
             for name in dict.fromkeys(reads.values()):
                 if name == dataset.name:
@@ -115,10 +136,10 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
                     fit_ds = build_dataset(dataset_config(name, cfg.data_root))
                     fit_sets[name] = stages.load_fit_set(source, fit_ds, cfg.max_fit_images, cfg.seed)
 
-        with watch("fit_s"):
+        with watch("fit_s"), config_path("aggregator"):
             agg_set = fit_sets.get(reads.get("aggregator_fit_on", ""))
-            agg_key = fitted.fit_key(fitted.estimator_description(agg),
-                                     agg_set.identity if agg_set else "-")
+            description = fitted.estimator_description(agg, ignore=("device",))
+            agg_key = fitted.fit_key(description, agg_set.identity if agg_set else "-")
             if agg.learns:
                 agg = fitted.cached_fit(cache_root, type(agg).__name__, agg_key,
                                         lambda: agg.fit(agg_set.features))
@@ -130,23 +151,27 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
             # PCA learned on the test set itself: every raw descriptor is needed first
             with watch("aggregate_s"):
                 X_raw, x_empty = stages.encode(agg, test.database, names, cfg.empty_images)
-            with watch("postprocess_s"):
+            with watch("postprocess_s"), config_path("postprocess"):
                 chain.fit(X_raw[~x_empty])
                 X = chain.transform(X_raw)
             del X_raw
         else:
-            with watch("postprocess_s"):
+            with watch("postprocess_s"), config_path("postprocess"):
+                chain_key = fitted.fit_key({"aggregator": agg_key, "postprocess": OmegaConf.to_container(
+                    cfg.postprocess, resolve=True)}, pca_set.identity if pca_set else "-")
                 if pca_set is None:               # no PCA: the chain is stateless
                     chain.fit(np.zeros((1, 1), np.float32))
                 else:
-                    chain_key = fitted.fit_key(
-                        {"aggregator": agg_key,
-                         "postprocess": OmegaConf.to_container(cfg.postprocess, resolve=True)},
-                        pca_set.identity)
                     chain = fitted.cached_fit(cache_root, "postprocess", chain_key, lambda: chain.fit(
                         stages.encode(agg, pca_set.features, empty_images="zero")[0]))
-            with watch("aggregate_s"):   # post-processed batch by batch: only D-dim rows are kept
-                X, x_empty = stages.encode(agg, test.database, names, cfg.empty_images, chain.transform)
+            if discard:
+                with watch("extract_s"):
+                    X, x_empty = stages.stream_descriptors(source, dataset, agg, chain, chain_key,
+                                                           cfg.empty_images, cfg.store.dtype)
+            else:
+                with watch("aggregate_s"):   # post-processed batch by batch: only D-dim rows kept
+                    X, x_empty = stages.encode(agg, test.database, names, cfg.empty_images,
+                                               chain.transform)
         with watch("aggregate_s"):
             extra, extra_empty = np.zeros((0, X.shape[1]), np.float32), np.zeros(0, bool)
             if len(test.query_index):
@@ -165,7 +190,8 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
     aps = metrics.pop("aps")
     metrics = {k: v for k, v in metrics.items() if not k.endswith("/aps")}
     timings = watch.rounded()
-    timings["extract_s"] = round(source.seconds, 3)
+    if not discard:   # with discard, extraction and encoding are one streamed pass
+        timings["extract_s"] = round(source.seconds, 3)
     return Evaluation(metrics, timings, int(X.shape[1]), result.indices, aps,
                       reads.get("postprocess.fit_on", "-"), reads.get("aggregator_fit_on", "-"),
                       reranker.label, dataset)

@@ -50,9 +50,10 @@ class TestFeatures:
     query_index: np.ndarray   # (m,) query index of each row of ``queries``
 
 
-def load_test_features(source, dataset: RetrievalDataset) -> TestFeatures:
-    """Database and extra query features of ``dataset`` from the store (extracting what is missing)."""
-    database = source.features(dataset.name, dataset.images)
+def load_test_features(source, dataset: RetrievalDataset, database: bool = True) -> TestFeatures:
+    """Database (unless ``database=False``) and extra query features of ``dataset`` from the
+    store, extracting what is missing."""
+    database = source.features(dataset.name, dataset.images) if database else []
     extra = dataset.extra_query_images()
     queries: Sequence[LocalFeatures] = []
     if extra:
@@ -153,3 +154,40 @@ def query_matrix(dataset: RetrievalDataset, database: np.ndarray, db_empty: np.n
     if len(extra_index):
         Q[extra_index], empty[extra_index] = extra, extra_empty
     return Q, empty
+
+
+def stream_descriptors(source, dataset: RetrievalDataset, agg, chain, encoder_key: str,
+                       empty_images: str = "error", dtype: str = "float16"
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) final descriptors of the database without storing its local features: the images
+    stream through the extractor, ``agg`` and ``chain``, and only the descriptors are stored
+    (float32, keyed by the extractor, the images and ``encoder_key``; resumable like any entry).
+    Local features are rounded to the store's ``dtype`` first, as stored ones would be, so both
+    modes encode the same numbers."""
+    def encode_rows(feats: list[LocalFeatures]) -> list[LocalFeatures]:
+        feats = [LocalFeatures(f.descriptors.astype(dtype), f.positions, f.grid) for f in feats]
+        ok = [i for i, f in enumerate(feats) if f.n > 0]
+        rows = chain.transform(agg.transform([feats[i] for i in ok])) if ok else None
+        width = rows.shape[1] if rows is not None else chain.transform(
+            np.zeros((1, agg.output_dim(feats[0].dim)), np.float32)).shape[1]
+        out, k = [], 0
+        for f in feats:
+            if f.n > 0:
+                out.append(LocalFeatures(rows[k][None].astype(np.float32), np.full((1, 2), 0.5, np.float32)))
+                k += 1
+            else:
+                out.append(LocalFeatures(np.zeros((0, width), np.float32), np.zeros((0, 2), np.float32)))
+        return out
+
+    stored = source.descriptors(dataset.name, dataset.images, encode_rows, encoder_key)
+    empty = np.array([f.n == 0 for f in _iter_counts(stored)], dtype=bool)
+    if empty.any() and empty_images == "error":
+        which = [dataset.images[i].name for i in np.flatnonzero(empty)[:10]]
+        raise ConfigError(f"{int(empty.sum())} image(s) have no local features (blank, tiny or "
+                          f"textureless for this extractor): {', '.join(which)}; set "
+                          "empty_images=zero to give them a zero descriptor that matches nothing")
+    width = next(f.dim for f in _iter_counts(stored))
+    X = np.zeros((len(stored), width), np.float32)
+    for i in np.flatnonzero(~empty):
+        X[i] = stored[i].descriptors[0]
+    return X, empty

@@ -113,6 +113,8 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError(f"postprocess.alpha={post.alpha!r}: must be > 0 (or null: no power law)")
     if post.whiten and not post.pca:
         raise ConfigError("postprocess.whiten=true needs postprocess.pca=true (whitening is a PCA step)")
+    if cfg.store.local_features not in ("keep", "discard"):
+        raise ConfigError(f"store.local_features={cfg.store.local_features!r}: expected keep or discard")
     if cfg.empty_images not in EMPTY_POLICIES:
         raise ConfigError(f"empty_images={cfg.empty_images!r}: expected one of {EMPTY_POLICIES}")
     _int_at_least("top_k", cfg.top_k, 1)

@@ -128,3 +128,34 @@ class FeatureSource:
                              shard=self.shard, progress=self.progress, what=what)
         self.seconds += time.perf_counter() - t
         return out
+
+    def descriptors(self, dataset: str, images: Sequence[ImageRef], encode, encoder_key: str
+                    ) -> StoredFeatures:
+        """One global descriptor per image (a 1 x D LocalFeatures; 0 x D when the image has no
+        local features), made by ``encode(list of LocalFeatures) -> list of LocalFeatures`` right
+        after extraction: the local features are never stored. The descriptors are, in float32,
+        under ``<dataset>_descriptors`` in the store, keyed by the extractor, the images and
+        ``encoder_key`` (what fitted the aggregator and the chain)."""
+        from features.input_pipeline import extract_chunks
+        items = [ImageItem(im, None, self.min_image_side) for im in images]
+        store = FeatureStore(self.store.root, "float32", self.store.chunk_size,
+                             self.store.verify_checksums)
+        identity = {"descriptors_of": self.identity, "encoder": encoder_key}
+
+        def extract(claims, commit):
+            claims = iter(claims)
+            first = next(claims, None)
+            if first is None:
+                return
+            self.extracted += 1
+            extract_chunks(itertools.chain([first], claims),
+                           lambda spec, feats: commit(spec, encode(feats)), items, self.extractor(),
+                           self.batch_size, self.num_workers)
+
+        t = time.perf_counter()
+        out = store.get(f"{dataset}_descriptors", [im.name for im in images],
+                        [im.identity() for im in images], [im.stamp() for im in images], identity,
+                        extract, adoptable=lambda i: False, shard=self.shard,
+                        progress=self.progress, what="images (descriptors only)")
+        self.seconds += time.perf_counter() - t
+        return out

@@ -1,90 +1,162 @@
-"""Extraction throughput (batched vs a plain batch-size-1 loop) and the default run's cost.
+"""Extraction throughput: the input pipeline alone, the model alone, both together, and the usual
+plain batch-1 loop, side by side in one run.
 
-    python perf/extraction_speed.py [--device cpu] [--n 32] [--skip-run]
+    python perf/extraction_speed.py [--preset lite0|vgg19|both] [--device cpu|cuda]
+                                    [--n 96] [--batch-size 4] [--workers auto|N]
+                                    [--precision fp32,bf16] [--decode pil,torchvision]
 
-Prints images/s of (1) the demo's extractor (EfficientNet-Lite0, 384 px, offline weights) and
-(2) VGG-16 conv5_3 at 586 x 586 (random weights: speed does not depend on them), each batched
-(DeepExtractor, channels-last, equal-size images share a forward pass) and as a batch-size-1 loop
-over the same images and model; then runs the default ``deepagg-run`` on a fresh store and prints
-its wall time, per-stage timings and peak resident memory.
+Images are real JPEG files written first into a temporary folder (bundled photos: 384 x 288 views
+for lite0, 1024 x 768 for vgg19, so that decoding costs what a benchmark's files cost). For each
+preset, precision and decoder it prints images/s of
+
+- input:   decode + resize in the DataLoader worker processes, nothing else;
+- model:   the forward pass alone on ready tensors already on the device;
+- both:    the real extraction (features.input_pipeline.extract_chunks: workers, bucketing, forward);
+- loop:    a plain batch-1 loop (decode, resize, forward, one image at a time, no workers);
+
+and the ratios ``both / min(input, model)`` (the goal: >= 0.9) and ``both / loop``.
+VGG-19 runs with random weights (speed does not depend on them); Lite0 with its offline weights.
 """
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import resource
-import subprocess
+import datetime as dt
+import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 
-from benchmarks.demo import demo_dataset
-from features.deep import DeepExtractor
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.base import ImageRef  # noqa: E402
+from benchmarks.demo import TEST_PHOTOS, source_photo  # noqa: E402
+from experiments import resources  # noqa: E402
+from features.deep import DeepExtractor  # noqa: E402
+from features.input_pipeline import extract_chunks, stream  # noqa: E402
+from features.source import ImageItem  # noqa: E402
+
+PRESETS = {
+    "lite0": dict(kwargs={}, size=(384, 288), label="EfficientNet-Lite0 bn2, 384 px (offline weights)"),
+    "vgg19": dict(kwargs=dict(source="torchvision", name="vgg19", layer="features.35", weights=None,
+                              resize="square", image_size=586, ceil_mode=True,
+                              mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+                  size=(1024, 768), label="VGG-19 conv5_4, 586 x 586 (the paper's preset)"),
+}
 
 
-def throughput(ex: DeepExtractor, images, batch_size: int) -> float:
-    ex(images[:batch_size])  # warm-up
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    lo: int
+    hi: int
+
+
+def write_jpegs(folder: Path, n: int, size: tuple[int, int]) -> list[ImageItem]:
+    """``n`` JPEG files of bundled photos (crops, alternately landscape and portrait when the
+    preset keeps the aspect ratio: a real benchmark's mix)."""
+    items = []
+    for i in range(n):
+        photo = source_photo(TEST_PHOTOS[i % len(TEST_PHOTOS)])
+        w, h = size if i % 3 else size[::-1]
+        img = Image.fromarray(photo).resize((w, h), Image.BILINEAR)
+        path = folder / f"img{i:05d}.jpg"
+        img.save(path, quality=90)
+        items.append(ImageItem(ImageRef(path.stem, path)))
+    return items
+
+
+def rate(n: int, seconds: float) -> float:
+    return n / seconds if seconds > 0 else float("inf")
+
+
+def input_alone(items, prepare, workers: int) -> float:
+    chunks = [Chunk(c, lo, min(len(items), lo + 64)) for c, lo in enumerate(range(0, len(items), 64))]
     t = time.perf_counter()
-    for s in range(0, len(images), batch_size):
-        ex(images[s:s + batch_size])
-    if ex.device.type == "cuda":
-        torch.cuda.synchronize()
-    return len(images) / (time.perf_counter() - t)
+    _, it = stream(iter(chunks), items, prepare, workers)
+    count = sum(1 for _ in it)
+    return rate(count, time.perf_counter() - t)
 
 
-def plain_loop(ex: DeepExtractor, images) -> float:
-    """The usual reference loop: contiguous (not channels-last) model, one image per forward."""
-    net = ex.net.to(memory_format=torch.contiguous_format)
-    x0 = torch.from_numpy(ex.preprocess(images[0]))[None].to(ex.device)
-    with torch.inference_mode():
-        net(x0)
-        t = time.perf_counter()
-        for im in images:
-            x = torch.from_numpy(ex.preprocess(im))[None].to(ex.device)
-            net((x - ex._mean) / ex._std)["out"].cpu()
-    elapsed = time.perf_counter() - t
-    ex.net.to(memory_format=torch.channels_last)
-    return len(images) / elapsed
+def sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def model_alone(ex: DeepExtractor, shape, batch: int, repeats: int) -> float:
+    x = torch.rand((batch, 3, *shape), device=ex.device)
+    ex.map_batch(x)                                          # warm-up (cuDNN autotune, oneDNN)
+    sync(ex.device)
+    t = time.perf_counter()
+    for _ in range(repeats):
+        ex.map_batch(x)
+    sync(ex.device)
+    return rate(batch * repeats, time.perf_counter() - t)
+
+
+def both(ex: DeepExtractor, items, batch: int, workers: int) -> float:
+    chunks = [Chunk(c, lo, min(len(items), lo + 64)) for c, lo in enumerate(range(0, len(items), 64))]
+    t = time.perf_counter()
+    extract_chunks(iter(chunks), lambda spec, feats: None, items, ex, batch, num_workers=workers)
+    sync(ex.device)
+    return rate(len(items), time.perf_counter() - t)
+
+
+def batch1_loop(ex: DeepExtractor, items) -> float:
+    prepare = ex.preparer()
+    t = time.perf_counter()
+    for item in items:
+        ex.run([prepare(item)])
+    sync(ex.device)
+    return rate(len(items), time.perf_counter() - t)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--preset", choices=("lite0", "vgg19", "both"), default="both")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--n", type=int, default=32, help="images per measurement")
-    ap.add_argument("--batch-sizes", default="4,8,16")
-    ap.add_argument("--skip-run", action="store_true", help="skip the default deepagg-run")
+    ap.add_argument("--n", type=int, default=96, help="images per measurement")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: 4 on the CPU, 32 on CUDA")
+    ap.add_argument("--workers", default="auto")
+    ap.add_argument("--precision", default="fp32", help="comma-separated: fp32,bf16,fp16")
+    ap.add_argument("--decode", default="pil", help="comma-separated: pil,torchvision")
     args = ap.parse_args()
-    sizes = [int(b) for b in args.batch_sizes.split(",")]
-    print(f"device={args.device} torch={torch.__version__} threads={torch.get_num_threads()}")
-    if not args.skip_run:  # first: a child forked from a parent holding models inherits its RSS
-        with tempfile.TemporaryDirectory() as tmp:
-            env = dict(os.environ, DEEPAGG_STORE=str(Path(tmp) / "store"))
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "experiments.run", f"device={args.device}"], cwd=tmp,
-                           env=env, check=True, capture_output=True)
-            wall = time.perf_counter() - t
-            peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-            rec = json.loads(next(Path(tmp).rglob("results.jsonl")).read_text().splitlines()[0])
-        print(f"default deepagg-run on a fresh store: {wall:.1f} s wall, peak RSS {peak_mb:.0f} MB")
-        print("stages (s): " + ", ".join(f"{k}={v}" for k, v in rec["timings"].items()))
-    images = [r.load() for r in demo_dataset().images[:args.n]]
-    setups = {
-        "EfficientNet-Lite0 bn2, demo 384x288": DeepExtractor(device=args.device),
-        "VGG-16 conv5_3, 586x586 (random weights)": DeepExtractor(
-            source="torchvision", name="vgg16", layer="features.29", weights=None, resize="square",
-            image_size=586, ceil_mode=True, device=args.device),
-    }
-    print("| model | batch-1 loop (img/s) | " + " | ".join(f"batched {b} (img/s)" for b in sizes) + " |")
-    print("|---|---|" + "---|" * len(sizes))
-    for label, ex in setups.items():
-        n = args.n if "Lite0" in label else max(8, args.n // 4)
-        imgs = images[:n]
-        row = [f"{plain_loop(ex, imgs):.1f}"] + [f"{throughput(ex, imgs, b):.1f}" for b in sizes]
-        print(f"| {label} | " + " | ".join(row) + " |")
+    threads, auto_workers = resources.apply(None, None)
+    workers = auto_workers if args.workers == "auto" else int(args.workers)
+    batch = args.batch_size or (32 if args.device.startswith("cuda") else 4)
+    gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
+    print(f"# {dt.date.today()} device={args.device} ({gpu}) torch={torch.__version__} "
+          f"threads={threads} loader workers={workers} batch={batch} cores={resources.cores_available()}")
+    print("| preset | precision | decode | input img/s | model img/s | both img/s | both / min(input, model) "
+          "| batch-1 loop img/s | both / loop |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|")
+    presets = ["lite0", "vgg19"] if args.preset == "both" else [args.preset]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in presets:
+            p = PRESETS[name]
+            folder = Path(tmp) / name
+            folder.mkdir()
+            n = args.n if name == "lite0" or args.device != "cpu" else max(8, args.n // 8)
+            items = write_jpegs(folder, n, p["size"])
+            for decode in args.decode.split(","):
+                for precision in args.precision.split(","):
+                    ex = DeepExtractor(device=args.device, precision=precision, decode=decode, **p["kwargs"])
+                    prep = ex.preparer()
+                    shape = prep(items[1]).shape[:2] if decode == "pil" else (
+                        prep(items[1]).size[1], prep(items[1]).size[0])
+                    inp = input_alone(items, prep, workers)
+                    model = model_alone(ex, shape, batch, repeats=max(1, n // batch))
+                    runs = [both(ex, items, batch, workers) for _ in range(2)]
+                    together = statistics.median(runs)
+                    loop = batch1_loop(ex, items[:max(4, n // 4)])
+                    print(f"| {p['label']} | {precision} | {decode} | {inp:.1f} | {model:.1f} | "
+                          f"{together:.1f} | {together / min(inp, model):.2f} | {loop:.1f} | "
+                          f"{together / loop:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -80,5 +80,5 @@ def test_pca_gram_path_equals_covariance_path():
 
 
 def test_pca_dim_beyond_the_fitting_set_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"postprocess.dim.*at most 9"):
+    with pytest.raises(ValueError, match=r"dim=.*at most 9"):
         PCAWhitening(dim=64).fit(np.random.default_rng(0).normal(size=(10, 100)))

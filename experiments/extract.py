@@ -1,0 +1,61 @@
+"""``deepagg-extract``: fill the feature store for a dataset (its queries and fitting sets too),
+the work shared by any number of jobs (conf/extract.yaml).
+
+Every job takes the chunks no other job holds (per-chunk locks), so N jobs of a Hydra launcher
+(``-m shard=0,1,2,3 num_shards=4``, joblib on one machine, submitit on SLURM) extract each chunk
+once; a job ends when every chunk is stored (waiting for, or taking over from, the others). The
+store is then identical, bit for bit, to a sequential extraction, and any run reads it.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import hydra
+from omegaconf import DictConfig
+
+from experiments.config import register
+from experiments.run import hydra_entry, report_errors
+
+log = logging.getLogger("deepagg")
+register()
+
+
+def extract(cfg: DictConfig) -> dict:
+    """Fill the store for ``cfg.dataset`` (database, query crops) and every ``cfg.fit_on`` set;
+    returns {dataset name: images}."""
+    from benchmarks.configs import build_dataset, dataset_config
+    from experiments.run import feature_source
+    from experiments.validate import check_backbone, check_execution
+    check_execution(cfg)
+    check_backbone(cfg.backbone)
+    if not (0 <= cfg.shard < cfg.num_shards):
+        from benchmarks.errors import ConfigError
+        raise ConfigError(f"shard={cfg.shard}: must be in [0, num_shards={cfg.num_shards})")
+    source = feature_source(cfg)
+    t = time.perf_counter()
+    done = {}
+    datasets = [build_dataset(cfg.dataset)]
+    datasets += [build_dataset(dataset_config(n, cfg.data_root, "fit_on")) for n in cfg.fit_on]
+    for ds in datasets:
+        source.features(ds.name, ds.images)
+        extra = ds.extra_query_images()
+        if extra:
+            source.features(f"{ds.name}_queries", [e[1] for e in extra], [e[2] for e in extra],
+                            what="query images")
+        done[ds.name] = len(ds.images) + len(extra)
+    log.info("shard %d of %d: %s stored in %s (%.1f s)", cfg.shard, cfg.num_shards,
+             ", ".join(f"{k} ({v} images)" for k, v in done.items()), cfg.store.root,
+             time.perf_counter() - t)
+    return done
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="extract")
+def _app(cfg: DictConfig) -> None:
+    report_errors(lambda: extract(cfg))
+
+
+main = hydra_entry(_app)
+
+if __name__ == "__main__":
+    main()
