@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from sklearn.mixture import GaussianMixture
 
+from aggregators import torch_ops as ops
 from aggregators.base import Aggregator, check_positive, check_positive_int
 from aggregators.postprocess import L2, PCAWhitening, PowerNorm
 from aggregators.sampling import check_enough, sample_descriptors
 from features import LocalFeatures
 
 
-class FisherVector(Aggregator):
+class FisherVector(ops.DeviceState, Aggregator):
     """Gradients of a diagonal GMM's log-likelihood w.r.t. its means and variances; (2 k d',).
 
     With posteriors gamma_ik, n features and sigma_k = sqrt(covariances_k):
@@ -24,13 +26,17 @@ class FisherVector(Aggregator):
     (a VLFeat-style floor: dead ReLU channels would otherwise give near-zero variances).
     Learned state: ``weights_`` (k,), ``means_`` (k, d'), ``covariances_`` (k, d') diagonal
     variances, ``pca_`` (a fitted PCAWhitening or None). Encoding is float64 matrix products.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``) is a run setting: on a CUDA device the images of a
+    batch are encoded together in torch, still in float64 (the expanded quadratic forms cancel
+    in float32); on the CPU NumPy encodes them one by one (``_encode``, the reference).
     """
 
     learns = True
 
     def __init__(self, n_components: int = 16, pca_dim: int | None = None,
                  max_features: int = 100_000, seed: int = 0, max_iter: int = 100,
-                 tol: float = 1e-3, var_floor: float = 1e-4):
+                 tol: float = 1e-3, var_floor: float = 1e-4, device: str = "cpu"):
         self.n_components = n_components
         self.pca_dim = pca_dim
         self.max_features = max_features
@@ -38,6 +44,7 @@ class FisherVector(Aggregator):
         self.max_iter = max_iter
         self.tol = tol
         self.var_floor = var_floor
+        self.device = device
 
     def _validate_params(self) -> None:
         for param in ("n_components", "max_features", "max_iter"):
@@ -48,6 +55,7 @@ class FisherVector(Aggregator):
                                                     and self.var_floor >= 0):
             raise self._error("var_floor", "must be a number >= 0")
         check_positive(self, "tol")
+        ops.check_device(self)
 
     def _fit(self, features: list[LocalFeatures]) -> None:
         x = sample_descriptors(features, self.max_features, self.seed)
@@ -95,6 +103,57 @@ class FisherVector(Aggregator):
         g_var = ((s2 - 2 * mu * s1 + mu * mu * s0) / var - s0) / (n * np.sqrt(2 * w)[:, None])
         fv = np.concatenate([g_mu.ravel(), g_var.ravel()])[None]
         return L2().transform(PowerNorm(0.5).transform(fv))[0]
+
+    # ------------------------------------------------------------ batched torch path
+    def _encode_batch(self, batch: list[LocalFeatures]) -> np.ndarray:
+        if self.device == "cpu":
+            # NumPy on the CPU: its float64 products beat torch's here (perf/RESULTS_aggregators.md)
+            return super()._encode_batch(batch)
+        return self._encode_torch(batch, torch.device(self.device))
+
+    def _encode_torch(self, batch: list[LocalFeatures], device: torch.device) -> np.ndarray:
+        """(B, 2 k d') float32 Fisher vectors of a batch, computed in float64 torch on ``device``
+        as ``_encode`` does (one product for both log-density terms, one for both statistics)."""
+        k, dp = self.means_.shape
+        log_density, const, mu, var, sqrt_w = self._gmm_tensors(device)
+        out = np.empty((len(batch), 2 * k * dp), np.float32)
+        row_bytes = 8 * (batch[0].dim + 6 * dp + 3 * k)
+        for group in ops.chunks(batch, row_bytes, device):
+            x, counts = ops.padded(batch, group, device, torch.float64)
+            x = self._project_torch(x, device)
+            x2 = torch.cat([x, x * x], dim=-1)                                  # (B, n, 2 d')
+            gamma = torch.softmax(x2 @ log_density + const, dim=-1)            # (B, n, k)
+            gamma = gamma * ops.row_mask(counts, x.shape[1])[..., None]
+            s0 = gamma.sum(dim=1)[..., None]                                    # (B, k, 1)
+            s = gamma.transpose(1, 2) @ x2                                      # (B, k, 2 d')
+            s1, s2 = s[..., :dp], s[..., dp:]
+            n = counts.to(torch.float64)[:, None, None]
+            g_mu = (s1 - mu * s0) / torch.sqrt(var) / (n * sqrt_w)
+            g_var = ((s2 - 2 * mu * s1 + mu * mu * s0) / var - s0) / (n * np.sqrt(2) * sqrt_w)
+            fv = torch.cat([g_mu.flatten(1), g_var.flatten(1)], dim=1)
+            out[group] = ops.l2_rows(ops.signed_power(fv, 0.5)).float().cpu().numpy()
+        return out
+
+    def _gmm_tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """float64 on ``device``: [mu / var; -1 / (2 var)] (2 d', k), the log-density constant
+        (k,) of ``posteriors``, mu and var (k, d'), sqrt(w) (k, 1)."""
+        def build(w, mu, var):
+            const = np.log(w) - 0.5 * np.sum(np.log(2 * np.pi * var) + mu * mu / var, axis=1)
+            arrays = (np.concatenate([mu / var, -0.5 / var], axis=1).T, const, mu, var,
+                      np.sqrt(w)[:, None])
+            return tuple(ops.as_tensor(a, device, torch.float64) for a in arrays)
+        return ops.learned(self, f"gmm/{device}", (self.weights_, self.means_, self.covariances_),
+                           build)
+
+    def _project_torch(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """``_project`` in torch: PCA in float64, rounded through float32 as PCAWhitening does."""
+        if self.pca_ is None:
+            return x
+        mean, components = ops.learned(
+            self, f"pca/{device}", (self.pca_.mean_, self.pca_.components_),
+            lambda m, c: (ops.as_tensor(m, device, torch.float64),
+                          ops.as_tensor(c.T, device, torch.float64)))
+        return ((x - mean) @ components).float().double()
 
     def output_dim(self, input_dim: int) -> int:
         d = input_dim if self.pca_dim is None else int(self.pca_dim)

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy.linalg.blas import dsyrk
 from sklearn.cluster import KMeans
 
+from aggregators import torch_ops as ops
 from aggregators.base import Aggregator, check_positive, check_positive_int
 from aggregators.postprocess import L2, PowerNorm, whitening_scale
 from aggregators.sampling import check_enough, sample_descriptors
@@ -50,7 +52,20 @@ def democratic_weights(kernel: np.ndarray, n_iter: int = 10, damping: float = 0.
     return lam
 
 
-class TriangulationEmbedding(Aggregator):
+def democratic_weights_torch(kernel: torch.Tensor, n_iter: int = 10,
+                             damping: float = 0.5) -> torch.Tensor:
+    """``democratic_weights`` of a (B, n, n) stack of kernels, in float64: (B, n). Zero rows
+    (padding) get weight 0 and leave the other weights unchanged."""
+    k = kernel.to(torch.float64).clamp_min(0.0)
+    lam = (k.diagonal(dim1=1, dim2=2) > 0).to(torch.float64)
+    tiny = torch.finfo(torch.float64).tiny
+    for _ in range(n_iter):
+        contribution = lam * (k @ lam[..., None])[..., 0]
+        lam = lam / contribution.clamp_min(tiny) ** damping
+    return lam
+
+
+class TriangulationEmbedding(ops.DeviceState, Aggregator):
     """Whitened triangulation embedding, aggregated democratically or by sum; (k d - drop,).
 
     Per local feature x with anchors c_1..c_k (k-means on the sampled fitting features):
@@ -64,6 +79,10 @@ class TriangulationEmbedding(Aggregator):
     ``drop_components=None`` drops d components when k > 1, Jégou & Zisserman's setting
     (D = (k - 1) d), and none when k = 1, where dropping d would leave nothing (D = d).
     Whitening needs more sampled features than k d.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:N``) is a run setting: on a CUDA device the images of a
+    batch are encoded together in torch (float32 products, float64 democratic weights); on the
+    CPU NumPy encodes them one by one (``_encode``, the reference).
     """
 
     learns = True
@@ -71,7 +90,7 @@ class TriangulationEmbedding(Aggregator):
     def __init__(self, n_anchors: int = 16, democratic: bool = True,
                  drop_components: int | None = None, alpha: float = 0.5,
                  sinkhorn_iters: int = 10, damping: float = 0.5, max_features: int = 100_000,
-                 seed: int = 0):
+                 seed: int = 0, device: str = "cpu"):
         self.n_anchors = n_anchors
         self.democratic = democratic
         self.drop_components = drop_components
@@ -80,6 +99,7 @@ class TriangulationEmbedding(Aggregator):
         self.damping = damping
         self.max_features = max_features
         self.seed = seed
+        self.device = device
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, features: list[LocalFeatures]) -> None:
@@ -118,6 +138,7 @@ class TriangulationEmbedding(Aggregator):
             raise self._error("damping", "must be in (0, 1]")
         if not isinstance(self.democratic, (bool, np.bool_)):
             raise self._error("democratic", "must be true or false")
+        ops.check_device(self)
 
     def _n_dropped(self, d: int) -> int:
         if self.drop_components is None:
@@ -159,5 +180,62 @@ class TriangulationEmbedding(Aggregator):
             psi = (phi0 - features.n * self.mean_) @ self.projection_
         return L2().transform(PowerNorm(self.alpha).transform(psi[None]))[0]
 
+    # ------------------------------------------------------------ batched torch path
+    def _encode_batch(self, batch: list[LocalFeatures]) -> np.ndarray:
+        if self.device == "cpu":
+            # NumPy on the CPU: its float32 products beat torch's here (perf/RESULTS_aggregators.md)
+            return super()._encode_batch(batch)
+        return self._encode_torch(batch, torch.device(self.device))
+
+    def _encode_torch(self, batch: list[LocalFeatures], device: torch.device) -> np.ndarray:
+        """(B, D) float32 descriptors of a batch, computed in torch on ``device`` as ``_encode``
+        does: phi in float32, democratic weights (one padded kernel stack per chunk) in float64."""
+        anchors, mean, projection = self._learned_tensors(device)
+        kd, dim = projection.shape
+        n_max = max(f.n for f in batch)
+        out = np.empty((len(batch), dim), np.float32)
+        row_bytes = 12 * (kd + dim) + (24 * n_max if self.democratic else 0)
+        for group in ops.chunks(batch, row_bytes, device):
+            x, image = ops.stacked(batch, group, device)
+            counts = torch.bincount(image, minlength=len(group))
+            phi0 = self._triangulate_torch(x, anchors)
+            if self.democratic:
+                phi = _padded_rows((phi0 - mean) @ projection, image, counts)      # (B, n, D)
+                kernel = phi @ phi.transpose(1, 2)
+                lam = democratic_weights_torch(kernel, self.sinkhorn_iters, self.damping)
+                psi = (lam[:, None, :] @ phi.double())[:, 0]
+            else:  # whitening is affine: sum first, project once
+                sums = torch.zeros(len(group), kd, dtype=torch.float64, device=device)
+                sums.index_add_(0, image, phi0.double())
+                psi = (sums - counts[:, None] * mean.double()).float() @ projection
+            out[group] = ops.l2_rows(ops.signed_power(psi, self.alpha)).float().cpu().numpy()
+        return out
+
+    def _learned_tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """float32 on ``device``: anchors (k, d), mean (k d,), projection (k d, D)."""
+        return ops.learned(self, f"temb/{device}", (self.anchors_, self.mean_, self.projection_),
+                           lambda *arrays: tuple(ops.as_tensor(a, device, torch.float32)
+                                                 for a in arrays))
+
+    @staticmethod
+    def _triangulate_torch(x: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
+        """``triangulate`` in torch: (N, k d) float32 unit residuals."""
+        diff = x[:, None, :] - anchors[None]
+        norms = torch.linalg.vector_norm(diff, dim=2, keepdim=True)
+        return (diff / norms.clamp_min(torch.finfo(torch.float32).tiny)).flatten(1)
+
     def output_dim(self, input_dim: int) -> int:
         return int(self.n_anchors) * input_dim - self._n_dropped(input_dim)
+
+
+def _padded_rows(rows: torch.Tensor, image: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """(B, n_max, D) of (N, D) rows stacked image after image (``image``: each row's image),
+    zero after each image's ``counts`` rows (a view when all counts are equal)."""
+    b, n_max = len(counts), int(counts.max())
+    if bool((counts == n_max).all()):
+        return rows.reshape(b, n_max, -1)
+    starts = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(len(rows), device=rows.device) - starts[image]
+    out = rows.new_zeros(b, n_max, rows.shape[1])
+    out[image, slot] = rows
+    return out

@@ -1,6 +1,7 @@
 """Fisher vector against a direct per-feature loop over the gradient formulas, given a GMM."""
 import numpy as np
 import pytest
+import torch
 from scipy.stats import norm
 
 from aggregators import FisherVector
@@ -52,9 +53,43 @@ def test_learned_gmm_and_dimension(sparse_sets):
 
 
 def test_bad_settings_are_named(sparse_sets):
-    with pytest.raises(ValueError, match=r"n_components=50 exceeds the 40 local features"):
+    with pytest.raises(ValueError, match=r"n_components=50: exceeds the 40 local features"):
         FisherVector(n_components=50).fit(sparse_sets(1, n=40))
-    with pytest.raises(ValueError, match=r"aggregator\.pca_dim"):
+    with pytest.raises(ValueError, match=r"pca_dim=9: exceeds what 40 sampled 8-D"):
         FisherVector(n_components=2, pca_dim=9).fit(sparse_sets(1, d=8))
-    with pytest.raises(ValueError, match=r"aggregator\.n_components"):
+    with pytest.raises(ValueError, match=r"n_components=0: must be a positive integer"):
         FisherVector(n_components=0).fit(sparse_sets(1))
+
+
+# ------------------------------------------------------------------ batched torch path
+CPU = torch.device("cpu")
+
+
+def _cosine_gap(a, b):
+    return 1 - np.einsum("ij,ij->i", a, b) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_torch_path_matches_the_per_feature_loop():
+    x = np.random.default_rng(0).normal(0.5, 1.5, (7, 3))
+    f = LocalFeatures(x.astype(np.float32), np.zeros((7, 2), np.float32))
+    out = _with_hand_gmm([f])._encode_torch([f], CPU)[0]
+    np.testing.assert_allclose(out, _loop_fisher_vector(f.descriptors.astype(np.float64)),
+                               rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("pca_dim", [None, 4])
+def test_batched_torch_path_equals_the_numpy_reference(dense_maps, sparse_sets, pca_dim):
+    for fit, test in ((dense_maps(4), dense_maps(3, seed=10)),
+                      (sparse_sets(4), [sparse_sets(1, n=n, seed=n)[0] for n in (7, 40, 25)])):
+        agg = FisherVector(n_components=3, pca_dim=pca_dim).fit(fit)
+        rng = np.random.default_rng(1)
+        pos = lambda n: np.zeros((n, 2), np.float32)
+        degenerate = [LocalFeatures(rng.random((1, 8), dtype=np.float32), pos(1)),     # one feature
+                      LocalFeatures(np.zeros((4, 8), np.float32), pos(4))]             # all zero
+        if pca_dim is None:                                                # exactly at a mean
+            degenerate.append(LocalFeatures(agg.means_.astype(np.float32), pos(3)))
+        batch = test + degenerate
+        out = agg._encode_torch(batch, CPU)                            # torch, one call
+        ref = agg.transform(batch)                                     # NumPy on the CPU
+        assert _cosine_gap(out, ref).max() <= 1e-5
+        np.testing.assert_allclose(out, ref, atol=1e-6)

@@ -1,9 +1,11 @@
 """Triangulation embedding: whitening, encoding against a per-feature loop, democratic weights."""
 import numpy as np
 import pytest
+import torch
 
 from aggregators import TriangulationEmbedding
-from aggregators.triangulation import democratic_weights
+from aggregators.triangulation import democratic_weights, democratic_weights_torch
+from features import LocalFeatures
 
 
 def test_democratic_weights_equalise_contributions():
@@ -59,11 +61,50 @@ def test_dimensions(sparse_sets):
 def test_bad_settings_are_named(sparse_sets):
     fs = sparse_sets(1, n=40, d=8)
     with pytest.raises(ValueError,
-                       match=r"needs more than 128 local features.*aggregator\.max_features"):
+                       match=r"needs more than 128 local features.*raise max_features"):
         TriangulationEmbedding(n_anchors=16).fit(fs)
-    with pytest.raises(ValueError, match=r"n_anchors=41 exceeds the 40 local features"):
+    with pytest.raises(ValueError, match=r"n_anchors=41: exceeds the 40 local features"):
         TriangulationEmbedding(n_anchors=41).fit(fs)
-    with pytest.raises(ValueError, match=r"aggregator\.drop_components"):
+    with pytest.raises(ValueError, match=r"drop_components=16: leaves nothing"):
         TriangulationEmbedding(n_anchors=2, drop_components=16).fit(sparse_sets(3, n=40, d=8))
-    with pytest.raises(ValueError, match=r"aggregator\.damping"):
+    with pytest.raises(ValueError, match=r"damping=0: must be in \(0, 1\]"):
         TriangulationEmbedding(damping=0).fit(fs)
+
+
+# ------------------------------------------------------------------ batched torch path
+CPU = torch.device("cpu")
+
+
+def test_torch_democratic_weights_of_a_padded_stack():
+    rng = np.random.default_rng(0)
+    sizes = (60, 35, 1)
+    phis = [rng.standard_normal((n, 20)) * rng.random((n, 1)) * 3 for n in sizes]
+    stack = np.zeros((3, 60, 20))
+    for i, phi in enumerate(phis):
+        stack[i, :len(phi)] = phi
+    kernels = torch.from_numpy(stack @ stack.transpose(0, 2, 1))
+    lam = democratic_weights_torch(kernels, n_iter=10, damping=0.5).numpy()
+    for i, phi in enumerate(phis):
+        np.testing.assert_allclose(lam[i, :len(phi)], democratic_weights(phi @ phi.T, 10, 0.5),
+                                   rtol=1e-12)
+        assert not lam[i, len(phi):].any()                                # padding: weight 0
+
+
+@pytest.mark.parametrize("n_anchors,democratic", [(1, True), (3, True), (3, False)])
+def test_batched_torch_path_equals_the_numpy_reference(dense_maps, sparse_sets, n_anchors,
+                                                       democratic):
+    for fit, test in ((dense_maps(4), dense_maps(3, seed=10)),
+                      (sparse_sets(4), [sparse_sets(1, n=n, seed=n)[0] for n in (7, 40, 25)])):
+        agg = TriangulationEmbedding(n_anchors=n_anchors, democratic=democratic).fit(fit)
+        rng = np.random.default_rng(1)
+        pos = lambda n: np.zeros((n, 2), np.float32)
+        at_anchor = np.vstack([agg.anchors_, rng.random((2, 8), dtype=np.float32)])
+        batch = test + [LocalFeatures(rng.random((1, 8), dtype=np.float32), pos(1)),  # one feature
+                        LocalFeatures(np.zeros((4, 8), np.float32), pos(4)),          # all zero
+                        LocalFeatures(at_anchor, pos(len(at_anchor)))]                # on anchors
+        out = agg._encode_torch(batch, CPU)                            # torch, one call
+        ref = agg.transform(batch)                                     # NumPy on the CPU
+        gap = 1 - np.einsum("ij,ij->i", out, ref) / (np.linalg.norm(out, axis=1)
+                                                    * np.linalg.norm(ref, axis=1))
+        assert gap.max() <= 1e-5
+        np.testing.assert_allclose(out, ref, atol=1e-5)

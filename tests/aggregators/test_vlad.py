@@ -49,8 +49,58 @@ def test_codebook_finds_two_clusters():
 
 
 def test_too_many_clusters_names_the_settings(sparse_sets):
-    with pytest.raises(ValueError, match=r"n_clusters=64 exceeds the 40 local features.*"
-                                         r"aggregator\.n_clusters.*aggregator\.max_features"):
+    with pytest.raises(ValueError, match=r"n_clusters=64: exceeds the 40 local features.*"
+                                         r"lower n_clusters or raise max_features"):
         VLAD(n_clusters=64).fit(sparse_sets(1, n=40))
-    with pytest.raises(ValueError, match=r"aggregator\.power_norm"):
+    with pytest.raises(ValueError, match=r"power_norm='sqrt': expected one of"):
         VLAD(n_clusters=2, power_norm="sqrt").fit(sparse_sets(1))
+
+
+# ------------------------------------------------------------------ batched torch path
+def _cosine_gap(a, b):
+    """1 - cosine of matching rows (0 for two zero rows)."""
+    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
+    return 1 - np.einsum("ij,ij->i", a, b) / np.maximum(na * nb, 1e-30) - ((na == 0) & (nb == 0))
+
+
+def _degenerate_batch(agg, d, seed=0):
+    """Images of one feature, of all-zero features, with features exactly at a centre, mixed."""
+    rng = np.random.default_rng(seed)
+    at_centre = agg.cluster_centers_[:3].astype(np.float32)
+    pos = lambda n: np.zeros((n, 2), np.float32)
+    return [LocalFeatures(rng.random((1, d), dtype=np.float32), pos(1)),
+            LocalFeatures(np.zeros((4, d), np.float32), pos(4)),
+            LocalFeatures(at_centre, pos(3)),
+            LocalFeatures(np.vstack([at_centre, rng.random((5, d), dtype=np.float32)]), pos(8))]
+
+
+@pytest.mark.parametrize("power_norm,intra_norm", [("ssr", True), ("none", False)])
+def test_batched_torch_path_equals_the_numpy_reference(dense_maps, sparse_sets, power_norm,
+                                                       intra_norm):
+    for fit, test in ((dense_maps(4), dense_maps(3, seed=10)),
+                      (sparse_sets(4), [sparse_sets(1, n=n, seed=n)[0] for n in (7, 40, 25)])):
+        agg = VLAD(n_clusters=5, power_norm=power_norm, intra_norm=intra_norm).fit(fit)
+        batch = test + _degenerate_batch(agg, 8)
+        out = agg.transform(batch)                                     # torch, one call
+        ref = np.stack([agg._encode(f) for f in batch])                # NumPy, one by one
+        assert _cosine_gap(out, ref).max() <= 1e-5
+        np.testing.assert_allclose(out, ref, atol=1e-6)
+
+
+def test_near_ties_are_assigned_as_in_float64():
+    # features almost equidistant from two centres: float32 scores cannot tell which is nearer
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=(2, 64))
+    u = (c[1] - c[0]) / np.linalg.norm(c[1] - c[0])
+    noise = rng.normal(size=(2000, 64))
+    noise -= np.outer(noise @ u, u)
+    x = (c.mean(0) + noise + rng.uniform(-1e-6, 1e-6, (2000, 1)) * u).astype(np.float32)
+    truth = np.argmax(x.astype(np.float64) @ c.T - 0.5 * np.einsum("kd,kd->k", c, c), axis=1)
+    plain = np.argmax(x @ c.T.astype(np.float32) - 0.5 * np.einsum("kd,kd->k", c, c).astype(
+        np.float32), axis=1)
+    assert (plain != truth).any()                           # the case is hard for float32
+    agg = VLAD(n_clusters=2).fit([LocalFeatures(x[:10], np.zeros((10, 2), np.float32))])
+    agg.cluster_centers_ = c
+    import torch
+    nearest = agg._nearest(torch.from_numpy(x), torch.device("cpu")).numpy()
+    np.testing.assert_array_equal(nearest, truth)

@@ -1,0 +1,148 @@
+"""Torch helpers shared by the learned aggregators' batched encoders (VLAD, Fisher vector,
+triangulation embedding): the ``device`` setting, learned arrays as cached device tensors, images
+grouped into row-bounded chunks (stacked or zero-padded), and the normalisations.
+
+Conventions: a batch is a list of ``LocalFeatures``; rows of a stacked chunk are the images'
+local features one image after the other; a padded chunk is (B, n_max, d) with zero rows after
+each image's n rows. Learned state stays NumPy (pickled, device-independent); tensors are derived
+from it on demand and cached per estimator outside its ``__dict__`` (never pickled or cloned).
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from features import LocalFeatures
+
+#: Bytes of the widest per-chunk intermediate on the CPU / on a CUDA device.
+_CPU_CHUNK_BYTES = 2 ** 23
+_CUDA_CHUNK_BYTES = 2 ** 30
+
+_CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
+
+
+# ------------------------------------------------------------------------------- device setting
+def check_device(owner) -> None:
+    """ParameterError unless ``owner.device`` is ``cpu``, ``cuda`` or ``cuda:N`` present here
+    (torch's CUDA runtime is asked only for a CUDA device)."""
+    device = owner.device
+    if device == "cpu":
+        return
+    if not (isinstance(device, str)
+            and (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()))):
+        raise owner._error("device", "expected cpu, cuda or cuda:N")
+    if not torch.cuda.is_available():
+        raise owner._error("device", "no CUDA device is available here; use device=cpu")
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise owner._error("device", f"this machine has {torch.cuda.device_count()} CUDA "
+                           "device(s)")
+
+
+class DeviceState:
+    """Mixin of the aggregators with a ``device`` setting: pickles that predate the setting load
+    with ``device='cpu'``. (The cached tensors live in this module, not in the estimator.)"""
+
+    def __setstate__(self, state: dict) -> None:
+        state.setdefault("device", "cpu")
+        super().__setstate__(state)
+
+
+def learned(owner, key: str, sources: Sequence[np.ndarray],
+            build: Callable[..., torch.Tensor]) -> torch.Tensor:
+    """``build(*sources)``, cached for ``owner`` under ``key`` while every source is the same
+    object (learned state is replaced on refit, never modified in place)."""
+    slot = _CACHE.setdefault(owner, {})
+    hit = slot.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit[0], sources, strict=True)):
+        hit = (tuple(sources), build(*sources))
+        slot[key] = hit
+    return hit[1]
+
+
+def as_tensor(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """A NumPy array as a contiguous tensor of ``dtype`` on ``device`` (no copy when it already
+    is one on the CPU). Read-only arrays (the memory-mapped store) are shared as they are: the
+    encoders only read their inputs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(np.ascontiguousarray(array), device=device).to(dtype)
+
+
+def exact_float32_matmul(device: torch.device) -> bool:
+    """True when float32 matrix products on ``device`` round as IEEE float32 (no TF32 or bf16
+    shortcut was switched on), so float32 error bounds hold."""
+    if torch.get_float32_matmul_precision() != "highest":
+        return False
+    if device.type == "cuda":
+        matmul = torch.backends.cuda.matmul
+        if matmul.allow_tf32:
+            return False
+    else:
+        matmul = getattr(torch.backends.mkldnn, "matmul", None)
+    return getattr(matmul, "fp32_precision", "none") in ("none", "ieee")
+
+
+# ------------------------------------------------------------------------------- chunks
+def chunks(batch: Sequence[LocalFeatures], row_bytes: int,
+           device: torch.device) -> Iterator[list[int]]:
+    """Indices of ``batch`` in groups whose rows (local features) times ``row_bytes`` fit the
+    device's chunk budget (an image larger than the budget is a group alone). Images are taken in
+    order of their feature counts, so that a padded group wastes little."""
+    budget = _CUDA_CHUNK_BYTES if device.type == "cuda" else _CPU_CHUNK_BYTES
+    group: list[int] = []
+    rows = 0
+    for i in sorted(range(len(batch)), key=lambda i: batch[i].n):
+        n = batch[i].n
+        if group and (rows + n) * row_bytes > budget:
+            yield group
+            group, rows = [], 0
+        group.append(i)
+        rows += n
+    if group:
+        yield group
+
+
+def stacked(batch: Sequence[LocalFeatures], group: list[int], device: torch.device,
+            dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, d) rows of the group's images one after the other, and (N,) the position of each
+    row's image within the group."""
+    parts = [batch[i].descriptors for i in group]
+    x = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    counts = torch.tensor([batch[i].n for i in group], device=device)
+    image = torch.repeat_interleave(torch.arange(len(group), device=device), counts)
+    return as_tensor(x, device, dtype), image
+
+
+def padded(batch: Sequence[LocalFeatures], group: list[int], device: torch.device,
+           dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, n_max, d) features, zero after each image's n rows, and the (B,) counts n."""
+    counts = [batch[i].n for i in group]
+    if len(set(counts)) == 1:
+        x = np.stack([batch[i].descriptors for i in group])
+    else:
+        x = np.zeros((len(group), max(counts), batch[group[0]].dim), np.float32)
+        for row, i in enumerate(group):
+            x[row, :counts[row]] = batch[i].descriptors
+    return as_tensor(x, device, dtype), torch.tensor(counts, device=device)
+
+
+def row_mask(counts: torch.Tensor, n_max: int) -> torch.Tensor:
+    """(B, n_max) True on real rows of a padded chunk."""
+    return torch.arange(n_max, device=counts.device)[None] < counts[:, None]
+
+
+# ------------------------------------------------------------------------------- normalisation
+def signed_power(v: torch.Tensor, alpha: float) -> torch.Tensor:
+    """sign(v) |v|^alpha (PowerNorm)."""
+    magnitude = v.abs().sqrt() if alpha == 0.5 else v.abs().pow(alpha)   # sqrt: a fast path
+    return torch.sign(v) * magnitude
+
+
+def l2_rows(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Each vector along the last axis scaled to unit L2 norm (zero vectors stay zero; L2)."""
+    return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(eps)
