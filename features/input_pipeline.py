@@ -61,17 +61,6 @@ def _keep(item):
     return item
 
 
-def _worker_init(_: int) -> None:
-    """One thread per loader worker: the workers are the parallelism (no oversubscription)."""
-    import torch
-    torch.set_num_threads(1)
-    try:
-        import cv2
-        cv2.setNumThreads(1)
-    except ImportError:
-        pass
-
-
 def _raise(error: tuple[str, str]):
     cls = getattr(project_errors, error[0], DeepaggError)
     raise cls(error[1]) if isinstance(cls, type) and issubclass(cls, DeepaggError) else DeepaggError(error[1])
@@ -85,8 +74,10 @@ def stream(claims: Iterable[Any], items: Sequence[Any], prepare: Callable[[Any],
     if num_workers == 0:
         return sampler, (dataset[i] for i in sampler)
     from torch.utils.data import DataLoader
+    # the DataLoader gives each worker one torch thread; OpenCV's pool is left alone (calling
+    # cv2.setNumThreads in a forked worker can deadlock on the parent's pool)
     loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers,
-                        collate_fn=_keep, prefetch_factor=prefetch, worker_init_fn=_worker_init)
+                        collate_fn=_keep, prefetch_factor=prefetch)
     return sampler, iter(loader)
 
 

@@ -70,7 +70,7 @@ def test_report_embeds_tables_existing_figures_examples_and_configs(results):
     assert "3_dataset%3Ddemo" not in md and "3_dataset=demo/.hydra/config.yaml" in md
     assert "report_files/ablation.tex" in links(md) and "report_files/ablation.csv" in links(md)
     assert (results / "report_files" / "center_prior.pdf").exists()
-    assert "### holidays (sum, D = 256, mAP 0.800: examples not drawn (dataset holidays:" in md
+    assert "### holidays (sum, D = 256, mAP 0.800: examples not drawn (holidays: dataset root" in md
 
 
 def test_report_follows_a_moved_results_folder(results, tmp_path):
