@@ -1,0 +1,35 @@
+"""Result records: a torn tail never swallows the next record; reading skips what is not whole."""
+import json
+import logging
+
+from analysis.records import append_record, config_hash, gather, read_records
+
+
+def test_a_torn_tail_is_closed_and_the_next_record_survives(tmp_path, caplog):
+    path = tmp_path / "results.jsonl"
+    append_record(path, {"config_hash": "a", "metrics": {"mAP": 0.5}})
+    with open(path, "a") as f:                       # a writer killed halfway through a line
+        f.write('{"config_hash": "b", "metr')
+    with caplog.at_level(logging.WARNING):
+        append_record(path, {"config_hash": "c", "metrics": {"mAP": 0.7}})
+        records = read_records(path)
+    assert [r["config_hash"] for r in records] == ["a", "c"]
+    assert "torn record" in caplog.text and "line 2: not a whole record" in caplog.text
+    lines = path.read_text().splitlines()
+    assert len(lines) == 3 and lines[1] == '{"config_hash": "b", "metr'   # kept for inspection
+    assert json.loads(lines[2])["metrics"]["mAP"] == 0.7
+
+
+def test_gather_keeps_the_newest_record_per_configuration(tmp_path):
+    for sub, ts, value in (("x", "2026-01-01T00:00:00", 0.1), ("y", "2026-02-01T00:00:00", 0.2)):
+        (tmp_path / sub).mkdir()
+        append_record(tmp_path / sub / "results.jsonl", {"config_hash": "h", "timestamp": ts,
+                                                         "dataset": "d", "metrics": {"mAP": value}})
+    (only,) = gather(tmp_path)
+    assert only["metrics"]["mAP"] == 0.2
+
+
+def test_config_hash_ignores_how_fast_a_run_goes():
+    base = {"aggregator": {"p": 3}, "device": "cpu", "batch_size": 4, "threads": None}
+    assert config_hash(base) == config_hash(base | {"device": "cuda", "batch_size": 64, "threads": 8})
+    assert config_hash(base) != config_hash(base | {"aggregator": {"p": 4}})

@@ -1,0 +1,56 @@
+"""Every setting that can be checked without data is checked before any work, naming its key."""
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+
+from benchmarks.errors import DeepaggError
+from experiments.config import register
+from experiments.resources import cores_available, plan
+from experiments.validate import check_run
+
+
+@pytest.fixture(scope="module")
+def compose_run():
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        yield lambda *o: compose("config", overrides=list(o))
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("overrides,named", [
+    (["backbone.image_size=0"], "backbone.image_size=0"),
+    (["batch_size=0"], "batch_size=0"), (["batch_size=-2"], "batch_size=-2"),
+    (["num_workers=-3"], "num_workers=-3"), (["threads=0"], "threads=0"),
+    (["postprocess.dim=0"], "postprocess.dim=0"), (["postprocess.dim=-5"], "postprocess.dim=-5"),
+    (["aggregator=gem", "aggregator.p=0"], "aggregator.p=0"),
+    (["aggregator=vlad", "aggregator.n_clusters=0"], "aggregator.n_clusters=0"),
+    (["empty_images=maybe"], "empty_images='maybe'"),
+    (["rerank=aqe", "rerank.k=-1"], "rerank.k=-1"), (["rerank=alpha_qe", "rerank.alpha=-1"], "rerank.alpha=-1"),
+    (["precision=fp8"], "precision='fp8'"), (["device=gpu"], "device='gpu'"),
+    (["store.dtype=int8"], "store.dtype='int8'"), (["store.chunk_size=0"], "store.chunk_size=0"),
+    (["store.local_features=drop"], "store.local_features='drop'"),
+    (["top_k=0"], "top_k=0"), (["min_image_side=0"], "min_image_side=0"),
+    (["backbone.resize=crop"], "backbone.resize='crop'"),
+    (["+backbone.foo=1"], "backbone: DeepExtractor has no argument foo"),
+    (["+aggregator.foo=1"], "aggregator:"),
+    (["postprocess.pca=false"], "postprocess.whiten=true needs postprocess.pca=true"),
+])
+def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
+    with pytest.raises(DeepaggError) as e:
+        check_run(compose_run(*overrides))
+    assert named in str(e.value)
+
+
+def test_the_default_config_passes(compose_run):
+    check_run(compose_run())
+    check_run(compose_run("experiment=demo_aggregation", "backbone=sift", "aggregator=fv16"))
+
+
+def test_threads_and_workers_follow_the_cores_of_the_job(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")                 # e.g. a joblib launcher worker
+    assert cores_available() == 1 and plan(None, None) == (1, 0)
+    assert plan(3, 2) == (3, 2)                                # explicit settings win
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
+    assert cores_available() == 1
