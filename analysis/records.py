@@ -11,7 +11,7 @@ from pathlib import Path
 
 #: keys that change how fast a run is, not what it computes (left out of the config hash)
 NON_SEMANTIC = ("device", "batch_size", "num_workers", "threads", "skip_existing", "top_k", "store",
-                "data_root", "experiment_name")
+                "data_root", "experiment_name", "search_backend")
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless",
             "hydra-core", "deepagg")

@@ -18,7 +18,7 @@ import hydra
 import numpy as np
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 from PIL import Image
 
 from benchmarks.configs import build_dataset, dataset_config
@@ -88,12 +88,15 @@ def image_sizes(dataset) -> np.ndarray:
 
 def feature_source(cfg: DictConfig, backbone: DictConfig):
     """Stored features of one extractor (features.source.FeatureSource)."""
+    from features import resources
+    from features.extractor import feature_kind
     from features.source import FeatureSource
     from features.store import FeatureStore
+    _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone))
     st = cfg.store
     return FeatureSource(FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums),
                          backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,
-                         batch_size=cfg.batch_size, num_workers=cfg.num_workers or 0,
+                         batch_size=cfg.batch_size, num_workers=workers,
                          min_image_side=cfg.min_image_side)
 
 

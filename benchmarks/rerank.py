@@ -32,7 +32,7 @@ import numbers
 import numpy as np
 
 from benchmarks.errors import ParameterError
-from benchmarks.search import DEFAULT_MAX_SCORES_BYTES, search
+from benchmarks.search import search
 
 #: bytes of neighbour vectors gathered at once when summing them (rows x (k + 1) x D float32)
 _COMBINE_BYTES = 32 * 2**20
@@ -46,11 +46,10 @@ class Reranker:
         raise NotImplementedError
 
     def rerank(self, queries: np.ndarray, database: np.ndarray, query_db_index: np.ndarray | None = None,
-               *, device: str = "cpu", max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES
-               ) -> tuple[np.ndarray, np.ndarray]:
+               **search_options) -> tuple[np.ndarray, np.ndarray]:
         """queries (n_q, D), database (N, D), query_db_index (n_q,) int: the database index of each
         query's own image, -1 where it has none (None: no query has one). Returns float32
-        (n_q, D), (N, D). ``device`` and ``max_scores_bytes`` go to the neighbour search."""
+        (n_q, D), (N, D). ``search_options`` (``device``, ``max_scores_bytes``, ``backend``) go to the neighbour search."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -63,8 +62,7 @@ class NoRerank(Reranker):
 
     label = "none"
 
-    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
-               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+    def rerank(self, queries, database, query_db_index=None, **search_options):
         return queries, database
 
 
@@ -85,14 +83,13 @@ class QueryExpansion(Reranker):
     def label(self) -> str:
         return f"AQE(k={self.k})" if self.alpha == 0 else f"αQE(k={self.k},α={self.alpha:g})"
 
-    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
-               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+    def rerank(self, queries, database, query_db_index=None, **search_options):
         q, x = _pair(queries, database)
         own = _own_index(query_db_index, len(q), len(x))
         if self.k > len(x):
             raise ParameterError("k", self.k, f"larger than the database ({len(x)} images); use "
                                  f"k <= {len(x)}", owner=type(self).__name__)
-        new_q = expand(q, x, self.k, self.alpha, own, device=device, max_scores_bytes=max_scores_bytes)
+        new_q = expand(q, x, self.k, self.alpha, own, **search_options)
         return new_q, x
 
 
@@ -111,12 +108,10 @@ class DatabaseAugmentation(Reranker):
     def label(self) -> str:
         return f"DBA(k={self.k})" if self.alpha == 0 else f"αDBA(k={self.k},α={self.alpha:g})"
 
-    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
-               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+    def rerank(self, queries, database, query_db_index=None, **search_options):
         q, x = _pair(queries, database)
         _own_index(query_db_index, len(q), len(x))
-        return q, augment(x, self.k, self.alpha, "k", type(self).__name__, device=device,
-                          max_scores_bytes=max_scores_bytes)
+        return q, augment(x, self.k, self.alpha, "k", type(self).__name__, **search_options)
 
 
 class QueryExpansionWithDBA(Reranker):
@@ -135,16 +130,14 @@ class QueryExpansionWithDBA(Reranker):
         dba = DatabaseAugmentation(self.dba_k, self.dba_alpha).label
         return f"{dba}+{QueryExpansion(self.k, self.alpha).label}"
 
-    def rerank(self, queries, database, query_db_index=None, *, device="cpu",
-               max_scores_bytes=DEFAULT_MAX_SCORES_BYTES):
+    def rerank(self, queries, database, query_db_index=None, **search_options):
         q, x = _pair(queries, database)
         own = _own_index(query_db_index, len(q), len(x))
         if self.k > len(x):
             raise ParameterError("k", self.k, f"larger than the database ({len(x)} images); use "
                                  f"k <= {len(x)}", owner=type(self).__name__)
-        x = augment(x, self.dba_k, self.dba_alpha, "dba_k", type(self).__name__, device=device,
-                    max_scores_bytes=max_scores_bytes)
-        return expand(q, x, self.k, self.alpha, own, device=device, max_scores_bytes=max_scores_bytes), x
+        x = augment(x, self.dba_k, self.dba_alpha, "dba_k", type(self).__name__, **search_options)
+        return expand(q, x, self.k, self.alpha, own, **search_options), x
 
 
 class SpocQueryExpansion(QueryExpansion):
@@ -167,18 +160,16 @@ class SpocQueryExpansion(QueryExpansion):
 
 
 # ----------------------------------------------------------------------------- the two operations
-def expand(queries: np.ndarray, database: np.ndarray, k: int, alpha: float, own: np.ndarray, *,
-           device: str = "cpu", max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES) -> np.ndarray:
+def expand(queries: np.ndarray, database: np.ndarray, k: int, alpha: float, own: np.ndarray, **search_options) -> np.ndarray:
     """QE: (n_q, D) float32 rows normalise(q + sum_j w_j x_j) over the k nearest non-zero rows of
     ``database`` other than ``own[i]`` (-1: none); zero queries stay zero; k = 0: unchanged."""
     if k == 0:
         return queries
-    idx, sims = _neighbours(queries, database, k, own, device, max_scores_bytes)
+    idx, sims = _neighbours(queries, database, k, own, search_options)
     return _combine(queries, database, idx, sims, alpha)
 
 
-def augment(database: np.ndarray, k: int, alpha: float, param: str, owner: str, *,
-            device: str = "cpu", max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES) -> np.ndarray:
+def augment(database: np.ndarray, k: int, alpha: float, param: str, owner: str, **search_options) -> np.ndarray:
     """DBA: (N, D) float32 rows normalise(x_i + sum_j w_j x_j) over the k nearest other non-zero
     rows; zero rows stay zero; k = 0: unchanged. ``param``/``owner`` name k in errors."""
     if k == 0:
@@ -186,11 +177,11 @@ def augment(database: np.ndarray, k: int, alpha: float, param: str, owner: str, 
     if k > len(database) - 1:
         raise ParameterError(param, k, f"each database image has only {len(database) - 1} other images "
                              f"to be augmented with; use {param} <= {len(database) - 1}", owner=owner)
-    idx, sims = _neighbours(database, database, k, np.arange(len(database)), device, max_scores_bytes)
+    idx, sims = _neighbours(database, database, k, np.arange(len(database)), search_options)
     return _combine(database, database, idx, sims, alpha)
 
 
-def _neighbours(queries, database, k, own, device, max_scores_bytes):
+def _neighbours(queries, database, k, own, search_options):
     """(n, k + 1) int64 database indices (-1: none) and their similarities: each row's k nearest
     non-zero database rows other than ``own``; rows of zero queries get none."""
     n = len(queries)
@@ -202,7 +193,7 @@ def _neighbours(queries, database, k, own, device, max_scores_bytes):
         return idx, sims
     cand = database if len(usable) == len(database) else database[usable]
     qs = queries if len(live_q) == n else queries[live_q]
-    res = search(qs, cand, k + 1, max_scores_bytes=max_scores_bytes, device=device)
+    res = search(qs, cand, k + 1, **search_options)
     found = usable[res.indices]                                   # (n_live, <= k + 1)
     found_sims = res.scores
     is_own = found == own[live_q][:, None]

@@ -61,9 +61,13 @@ def rank(scores: np.ndarray, k: int | None = None) -> np.ndarray:
     return order if k is None else order[:, :k]
 
 
+BACKENDS = ("numpy", "faiss")
+
+
 def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
            track: Sequence[np.ndarray] | None = None,
-           max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES, device: str = "cpu") -> SearchResult:
+           max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES, device: str = "cpu",
+           backend: str = "numpy") -> SearchResult:
     """Exact top-k by dot product, and optionally the exact ranks of tracked items.
 
     queries (n_q, D), database (N, D): any real dtype, converted to float32; must be finite.
@@ -72,6 +76,11 @@ def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
     max_scores_bytes: bound on one chunk of scores and its temporaries (see the module doc).
     device: torch device the scores are computed on ("cpu", "cuda", "cuda:1"); on the CPU the
     matrix product is numpy's (OpenBLAS), selection and counting are torch's.
+    backend: "numpy" (the above), or "faiss" (optional dependency, ``pip install faiss-cpu``):
+    faiss ``IndexFlatIP`` for a plain top-k on the CPU, where it is faster (its BLAS); the same tie
+    rule is enforced, but its float32 scores may differ from numpy's in the last bit, so a near-tie
+    can order differently. Searches that track ranks (metrics) always use the numpy path, so every
+    metric is the same with either backend.
     """
     import torch
 
@@ -99,8 +108,13 @@ def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
             ranks.extend(np.zeros(len(t), np.int64) for t in tracks)
         return SearchResult(indices, scores, ranks)
 
+    if backend not in BACKENDS:
+        raise ValueError(f"search backend={backend!r}: expected one of {BACKENDS}")
     dev = torch.device(device)
     on_cpu = dev.type == "cpu"
+    if backend == "faiss" and on_cpu and tracks is None and 0 < k < n:
+        idx, val = faiss_topk(q, x, k)
+        return SearchResult(idx, val, None)
     if on_cpu:
         buffer = np.empty((min(chunk, n_q), n), np.float32)
     else:
@@ -118,6 +132,28 @@ def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
         if ranks is not None:
             ranks.extend(tracked_ranks(sc, tracks[s:e]))
     return SearchResult(indices, scores, ranks)
+
+
+def faiss_topk(q: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k (0 < k < N) by faiss's exact inner-product search, with the ranking's tie rule: the k + 1-th result
+    shows rows whose boundary is tied (those are recomputed exactly), and equal scores inside the
+    top k are put in index order."""
+    try:
+        import faiss
+    except ImportError:
+        raise ValueError("search backend=faiss needs the optional dependency: pip install "
+                         "faiss-cpu (or deepagg[faiss])") from None
+    # faiss.knn: IndexFlatIP's exact search without copying the database into an index
+    val, idx = faiss.knn(q, x, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
+    out_i, out_v = idx[:, :k].astype(np.int32), val[:, :k].copy()
+    for r in np.flatnonzero(val[:, k - 1] == val[:, k]):     # which tied items enter: lowest indices
+        row = x @ q[r]
+        t = val[r, k - 1]
+        above = np.flatnonzero(row > t)
+        members = np.concatenate([above, np.flatnonzero(row == t)[:k - len(above)]])
+        out_i[r], out_v[r] = members, row[members]
+    order = np.lexsort((out_i, -out_v), axis=1)
+    return np.take_along_axis(out_i, order, 1), np.take_along_axis(out_v, order, 1)
 
 
 def exact_topk(scores, k: int):

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.base import RetrievalDataset
 from benchmarks.configs import build_dataset, dataset_config
 from benchmarks.errors import ConfigError, ParameterError
-from experiments import fitted, stages
+from experiments import stages
 from experiments.validate import instantiate_checked
 
 log = logging.getLogger(__name__)
@@ -137,12 +137,8 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
                     fit_sets[name] = stages.load_fit_set(source, fit_ds, cfg.max_fit_images, cfg.seed)
 
         with watch("fit_s"), config_path("aggregator"):
-            agg_set = fit_sets.get(reads.get("aggregator_fit_on", ""))
-            description = fitted.estimator_description(agg, ignore=("device",))
-            agg_key = fitted.fit_key(description, agg_set.identity if agg_set else "-")
-            if agg.learns:
-                agg = fitted.cached_fit(cache_root, type(agg).__name__, agg_key,
-                                        lambda: agg.fit(agg_set.features))
+            agg, agg_key = stages.fit_aggregator(agg, fit_sets.get(reads.get("aggregator_fit_on", "")),
+                                                 cache_root)
 
         names = [im.name for im in dataset.images]
         chain = postprocess_chain(cfg.postprocess)
@@ -157,13 +153,9 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
             del X_raw
         else:
             with watch("postprocess_s"), config_path("postprocess"):
-                chain_key = fitted.fit_key({"aggregator": agg_key, "postprocess": OmegaConf.to_container(
-                    cfg.postprocess, resolve=True)}, pca_set.identity if pca_set else "-")
-                if pca_set is None:               # no PCA: the chain is stateless
-                    chain.fit(np.zeros((1, 1), np.float32))
-                else:
-                    chain = fitted.cached_fit(cache_root, "postprocess", chain_key, lambda: chain.fit(
-                        stages.encode(agg, pca_set.features, empty_images="zero")[0]))
+                chain, chain_key = stages.fit_postprocess(
+                    chain, agg, agg_key, OmegaConf.to_container(cfg.postprocess, resolve=True),
+                    pca_set, cache_root)
             if discard:
                 with watch("extract_s"):
                     X, x_empty = stages.stream_descriptors(source, dataset, agg, chain, chain_key,
@@ -182,11 +174,8 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
             Q, _ = stages.query_matrix(dataset, X, x_empty, extra, extra_empty, test.query_index)
 
         with watch("search_s"):
-            from benchmarks.evaluation import evaluate
-            from benchmarks.rerank import query_db_indices
-            Qr, Xr = reranker.rerank(Q, X, query_db_indices(dataset), device=cfg.device)
-            metrics, result = evaluate(dataset, Qr, Xr, top_k=min(cfg.top_k, len(dataset)),
-                                       device=cfg.device)
+            metrics, result = stages.rank_and_score(dataset, Q, X, reranker, cfg.top_k, cfg.device,
+                                                    cfg.search_backend)
     aps = metrics.pop("aps")
     metrics = {k: v for k, v in metrics.items() if not k.endswith("/aps")}
     timings = watch.rounded()

@@ -89,13 +89,15 @@ def write_outputs(job_dir: Path) -> None:
 
 def feature_source(cfg: DictConfig, backbone=None):
     """The FeatureSource of a run config (threads and loader workers sized to this job)."""
-    from experiments import resources
+    from features import resources
+    from features.extractor import feature_kind
     from features.source import FeatureSource
     from features.store import FeatureStore
-    _, workers = resources.apply(cfg.threads, cfg.num_workers)
+    backbone = cfg.backbone if backbone is None else backbone
+    _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone))
     st = cfg.store
     store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums)
-    return FeatureSource(store, cfg.backbone if backbone is None else backbone, device=cfg.device,
+    return FeatureSource(store, backbone, device=cfg.device,
                          precision=cfg.precision, decode=cfg.decode, batch_size=cfg.batch_size,
                          num_workers=workers, min_image_side=cfg.min_image_side,
                          shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))

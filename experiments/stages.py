@@ -105,6 +105,32 @@ def test_set_as_fit_set(dataset: RetrievalDataset, features: TestFeatures) -> Fi
                   f"{getattr(db, 'entry', dataset.name)}|{len(db)}|test")
 
 
+# ----------------------------------------------------------------------------- fit
+def fit_aggregator(agg, fit_set: FitSet | None, cache_root=None):
+    """(the aggregator, fitted on ``fit_set`` when it learns, its fit key). Fits are cached in
+    ``cache_root`` keyed by the aggregator's parameters (not its device) and the fit set."""
+    from experiments import fitted
+    description = fitted.estimator_description(agg, ignore=("device",))
+    key = fitted.fit_key(description, fit_set.identity if fit_set else "-")
+    if agg.learns:
+        agg = fitted.cached_fit(cache_root, type(agg).__name__, key, lambda: agg.fit(fit_set.features))
+    return agg, key
+
+
+def fit_postprocess(chain, agg, agg_key: str, settings: dict, pca_set: FitSet | None,
+                    cache_root=None):
+    """(the post-processing chain fitted on ``pca_set`` encoded by ``agg``, or stateless without
+    one; its fit key). ``settings``: the postprocess config, part of the key."""
+    from experiments import fitted
+    key = fitted.fit_key({"aggregator": agg_key, "postprocess": settings},
+                         pca_set.identity if pca_set else "-")
+    if pca_set is None:
+        return chain.fit(np.zeros((1, 1), np.float32)), key
+    chain = fitted.cached_fit(cache_root, "postprocess", key, lambda: chain.fit(
+        encode(agg, pca_set.features, empty_images="zero")[0]))
+    return chain, key
+
+
 # ----------------------------------------------------------------------------- encode
 def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = None,
            empty_images: str = "error", then: Callable[[np.ndarray], np.ndarray] | None = None,
@@ -191,3 +217,14 @@ def stream_descriptors(source, dataset: RetrievalDataset, agg, chain, encoder_ke
     for i in np.flatnonzero(~empty):
         X[i] = stored[i].descriptors[0]
     return X, empty
+
+
+# ----------------------------------------------------------------------------- rank and score
+def rank_and_score(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarray, reranker,
+                   top_k: int, device: str = "cpu", backend: str = "numpy"):
+    """(metrics, SearchResult): re-rank (never reading the ground truth), then search and score
+    exactly (benchmarks.evaluation.evaluate)."""
+    from benchmarks.evaluation import evaluate
+    from benchmarks.rerank import query_db_indices
+    Q, X = reranker.rerank(queries, database, query_db_indices(dataset), device=device, backend=backend)
+    return evaluate(dataset, Q, X, top_k=min(top_k, len(dataset)), device=device)

@@ -118,5 +118,11 @@ def check_run(cfg: DictConfig) -> None:
     if cfg.empty_images not in EMPTY_POLICIES:
         raise ConfigError(f"empty_images={cfg.empty_images!r}: expected one of {EMPTY_POLICIES}")
     _int_at_least("top_k", cfg.top_k, 1)
+    if cfg.search_backend not in ("numpy", "faiss"):
+        raise ConfigError(f"search_backend={cfg.search_backend!r}: expected numpy or faiss")
+    if cfg.search_backend == "faiss":
+        import importlib.util
+        if importlib.util.find_spec("faiss") is None:
+            raise ConfigError("search_backend=faiss needs faiss: pip install faiss-cpu")
     _int_at_least("max_fit_images", cfg.max_fit_images, 2, optional=True)
     _int_at_least("seed", cfg.seed, 0)

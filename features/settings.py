@@ -28,6 +28,7 @@ class ExecutionSettings:
     precision: str = "fp32"                   # fp32 | fp16 | bf16 (torch.autocast)
     decode: str = "pil"                       # pil (loader workers) | torchvision (JPEGs on the device)
     batch_size: int = 4                       # images per forward pass (CPU optimum here; raise on GPUs)
-    num_workers: Optional[int] = None         # loader worker processes; null = auto (cores - 1, at most 4)
+    num_workers: Optional[int] = None         # loader worker processes; null = auto (0 for a CNN on the
+    #   CPU, cores - 1 on a GPU, cores for SIFT; at most 8)
     threads: Optional[int] = None             # torch threads; null = the cores this job may use
     min_image_side: int = 32                  # smaller images stop the extraction, named

@@ -291,14 +291,12 @@ class FeatureStore:
         else:
             log.info("%s: %d %s read from the feature store (%s), no extraction", dataset, n, what,
                      entry)
-        verified = writer.verified
-        on_first_read = None
-        if self.verify_checksums:
-            def on_first_read(c: int) -> None:
-                if specs[c].index not in verified:
-                    writer.ensure_intact(specs[c])
+        def check_checksums(c: int) -> None:
+            if specs[c].index not in writer.verified:
+                writer.ensure_intact(specs[c])
+
         return StoredFeatures([entry / _chunk_name(s.index) for s in specs], chunk_size, n,
-                              on_first_read, entry=entry)
+                              check_checksums if self.verify_checksums else None, entry=entry)
 
     def _manifest(self, entry: Path, dataset: str, n: int, extractor_config: dict) -> int:
         """The entry's chunk size, from its manifest (written now if absent)."""

@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -36,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.base import ImageRef  # noqa: E402
 from benchmarks.demo import TEST_PHOTOS, source_photo  # noqa: E402
-from experiments import resources  # noqa: E402
+from features import resources  # noqa: E402
 from features.deep import DeepExtractor  # noqa: E402
 from features.input_pipeline import extract_chunks, stream  # noqa: E402
 from features.source import ImageItem  # noqa: E402
@@ -109,6 +108,8 @@ def both(ex: DeepExtractor, items, batch: int, workers: int) -> float:
 
 def batch1_loop(ex: DeepExtractor, items) -> float:
     prepare = ex.preparer()
+    for item in items[:3]:                                   # warm-up: both orientations
+        ex.run([prepare(item)])
     t = time.perf_counter()
     for item in items:
         ex.run([prepare(item)])
@@ -153,7 +154,7 @@ def main() -> None:
                     model = model_alone(ex, shape, batch, repeats=max(1, n // batch))
                     runs = [both(ex, items, batch, workers) for _ in range(2)]
                     together = statistics.median(runs)
-                    loop = batch1_loop(ex, items[:max(4, n // 4)])
+                    loop = batch1_loop(ex, items[:max(6, n // 3)])
                     print(f"| {p['label']} | {precision} | {decode} | {inp:.1f} | {model:.1f} | "
                           f"{together:.1f} | {together / min(inp, model):.2f} | {loop:.1f} | "
                           f"{together / loop:.2f} |", flush=True)

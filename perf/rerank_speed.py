@@ -1,7 +1,7 @@
 """Re-ranking speed and memory: DBA then QE (``rerank=dba_aqe``: DBA k=5, AQE k=5) on synthetic
 256-D databases of 10,000 and 100,000 descriptors (``--quick``: 5,000 and 20,000), 70 queries.
 
-    python perf/rerank_speed.py [--quick] [--max-scores-mib 256]
+    python perf/rerank_speed.py [--quick] [--max-scores-mib 256] [--backend numpy|faiss]
 
 DBA finds each database vector's neighbours among all the others, exactly, in query chunks of at
 most ``--max-scores-mib`` of scores (no N x N matrix): N^2 D multiply-adds, the dominant cost.
@@ -40,11 +40,13 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="5k and 20k databases instead of 10k and 100k")
     ap.add_argument("--max-scores-mib", type=int, default=256)
+    ap.add_argument("--backend", default="numpy", help="numpy | faiss (search_backend of deepagg-run)")
     args = ap.parse_args(argv)
     exact_peak_memory()
     search(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32), 2)   # torch loaded before measuring
     budget = args.max_scores_mib * 2**20
-    print(f"DBA k=5 then AQE k=5, 256-D float32, 70 queries, scores chunk <= {args.max_scores_mib} MiB")
+    print(f"DBA k=5 then AQE k=5, 256-D float32, 70 queries, scores chunk <= {args.max_scores_mib} MiB, "
+          f"search backend {args.backend}")
     print("| database | step | seconds | peak extra MiB | peak RSS MiB |")
     print("|---:|---|---:|---:|---:|")
     for n in ((5_000, 20_000) if args.quick else (10_000, 100_000)):
@@ -54,9 +56,9 @@ def main(argv=None) -> None:
         q = x[:70] + 0.5 * rng.standard_normal((70, 256), dtype=np.float32)
         q /= np.linalg.norm(q, axis=1, keepdims=True)
         (_, x2), t_dba, m_dba, p_dba = step(lambda: DatabaseAugmentation(k=5).rerank(
-            q, x, max_scores_bytes=budget))
+            q, x, max_scores_bytes=budget, backend=args.backend))
         (q2, _), t_qe, m_qe, p_qe = step(lambda: QueryExpansion(k=5).rerank(
-            q, x2, max_scores_bytes=budget))
+            q, x2, max_scores_bytes=budget, backend=args.backend))
         _, t_s, m_s, p_s = step(lambda: search(q2, x2, 100, max_scores_bytes=budget))
         for name, t, m, p in (("DBA (k=5)", t_dba, m_dba, p_dba), ("AQE (k=5)", t_qe, m_qe, p_qe),
                               ("search top-100", t_s, m_s, p_s)):

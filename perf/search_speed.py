@@ -136,6 +136,7 @@ def main(argv=None) -> None:
         if n == small:
             methods["old full sort"] = lambda: old_full_sort(q, x, K)
         if have_faiss:
+            methods["ours top-k, backend=faiss"] = lambda: search(q, x, K, backend="faiss")
             methods["faiss IndexFlatIP"] = lambda: faiss_search(q, x, K)
         rows = {name: measure(fn, args.repeats) for name, fn in methods.items()}
         ref = rows.get("faiss IndexFlatIP", (None,))[0]

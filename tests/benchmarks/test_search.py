@@ -119,3 +119,17 @@ def test_cuda_gives_the_cpu_result():
     np.testing.assert_array_equal(a.indices, b.indices)
     for ra, rb in zip(a.ranks, b.ranks):
         np.testing.assert_array_equal(ra, rb)
+
+
+def test_faiss_backend_keeps_the_ranking_convention():
+    """backend=faiss (optional) gives the numpy path's top-k on data full of ties and duplicates."""
+    pytest.importorskip("faiss")
+    rng = np.random.default_rng(5)
+    x = np.round(rng.standard_normal((3000, 8))).astype(np.float32)
+    x[1000:1100] = x[:100]                                   # exact duplicates: tied scores
+    q = np.round(rng.standard_normal((50, 8))).astype(np.float32)
+    a, f = search(q, x, 20), search(q, x, 20, backend="faiss")
+    np.testing.assert_array_equal(a.indices, f.indices)
+    np.testing.assert_array_equal(a.scores, f.scores)
+    with pytest.raises(ValueError, match="backend='annoy'"):
+        search(q, x, 5, backend="annoy")

@@ -30,19 +30,31 @@ def cores_available() -> int:
     return max(1, cores)
 
 
-def plan(threads: int | None, num_workers: int | None) -> tuple[int, int]:
-    """(torch threads, loader workers): explicit settings win; by default torch uses every core of
-    the job and the loader ``cores - 1`` worker processes (at most 4, none on one core). The
-    workers decode while the model computes; each runs one thread."""
+def plan(threads: int | None, num_workers: int | None, device: str = "cpu",
+         kind: str = "deep") -> tuple[int, int]:
+    """(torch threads, loader workers): explicit settings win. By default torch uses every core of
+    the job; loader workers (one thread each) decode and resize while the model computes:
+    ``cores - 1`` of them (at most 8) when the model runs on a GPU; none for a CNN on the CPU,
+    where the forward pass needs every core and decoding is a few per cent of it (measured:
+    perf/extraction_speed.py); ``cores`` (at most 8) for SIFT, whose whole extraction runs in the
+    workers."""
     cores = cores_available()
     t = threads if threads is not None else cores
-    w = num_workers if num_workers is not None else min(4, cores - 1)
+    if num_workers is not None:
+        w = num_workers
+    elif kind == "sift":
+        w = min(8, cores) if cores > 1 else 0
+    elif device.startswith("cuda"):
+        w = min(8, cores - 1)
+    else:
+        w = 0
     return t, w
 
 
-def apply(threads: int | None, num_workers: int | None) -> tuple[int, int]:
-    """Set torch's thread count (when torch is loaded or needed) and return the plan."""
-    t, w = plan(threads, num_workers)
+def apply(threads: int | None, num_workers: int | None, device: str = "cpu",
+          kind: str = "deep") -> tuple[int, int]:
+    """Set torch's thread count and return the plan (see ``plan``)."""
+    t, w = plan(threads, num_workers, device, kind)
     import torch
     if torch.get_num_threads() != t:
         torch.set_num_threads(t)
