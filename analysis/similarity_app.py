@@ -96,7 +96,8 @@ def feature_source(cfg: DictConfig, backbone: DictConfig):
     st = cfg.store
     return FeatureSource(FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums),
                          backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,
-                         batch_size=cfg.batch_size, num_workers=workers,
+                         batch_size=resources.batch_size(cfg.batch_size, cfg.device),
+                         num_workers=workers,
                          min_image_side=cfg.min_image_side)
 
 

@@ -98,7 +98,8 @@ def feature_source(cfg: DictConfig, backbone=None):
     st = cfg.store
     store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums)
     return FeatureSource(store, backbone, device=cfg.device,
-                         precision=cfg.precision, decode=cfg.decode, batch_size=cfg.batch_size,
+                         precision=cfg.precision, decode=cfg.decode,
+                         batch_size=resources.batch_size(cfg.batch_size, cfg.device),
                          num_workers=workers, min_image_side=cfg.min_image_side,
                          shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))
 

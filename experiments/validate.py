@@ -23,7 +23,7 @@ def check_execution(cfg: DictConfig) -> None:
     """device, precision, decode, batch_size, num_workers, threads, min_image_side, store.*."""
     from features.deep import DECODERS, PRECISIONS
     from features.store import FeatureStore
-    _int_at_least("batch_size", cfg.batch_size, 1)
+    _int_at_least("batch_size", cfg.batch_size, 1, optional=True)
     _int_at_least("num_workers", cfg.num_workers, 0, optional=True)
     _int_at_least("threads", cfg.threads, 1, optional=True)
     _int_at_least("min_image_side", cfg.min_image_side, 1)

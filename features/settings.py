@@ -27,7 +27,8 @@ class ExecutionSettings:
     device: str = "cpu"                       # cpu | cuda | cuda:N
     precision: str = "fp32"                   # fp32 | fp16 | bf16 (torch.autocast)
     decode: str = "pil"                       # pil (loader workers) | torchvision (JPEGs on the device)
-    batch_size: int = 4                       # images per forward pass (CPU optimum here; raise on GPUs)
+    batch_size: Optional[int] = None          # images per forward pass; null = auto (1 on the CPU,
+    #   fastest here for EfficientNet-Lite0; 32 on a GPU)
     num_workers: Optional[int] = None         # loader worker processes; null = auto (0 for a CNN on the
     #   CPU, cores - 1 on a GPU, cores for SIFT; at most 8)
     threads: Optional[int] = None             # torch threads; null = the cores this job may use

@@ -147,7 +147,11 @@ def plot(rows, path: Path, kib: float, ms: float) -> None:
                                         (axes[1], 2, "peak resident memory (MiB)", kib / 1024, 1.0)):
         y = np.array([r[col] for r in rows], float)
         ax.loglog(n, y, "o-", label="measured")
-        ax.loglog(proj, [y[-1], y[-1] + (proj[1] - proj[0]) * slope * unit], "--", label="projected (linear)")
+        end = y[-1] + (proj[1] - proj[0]) * slope * unit
+        ax.loglog(proj, [y[-1], end], "--", label="projected (linear)")
+        for xi, yi in list(zip(n, y)) + [(proj[1], end)]:
+            ax.annotate(f"{yi:,.0f}" if yi >= 100 else f"{yi:.1f}", (xi, yi), textcoords="offset points",
+                        xytext=(0, 6), ha="center", fontsize=7)
         ax.set_xlabel("database images")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")

@@ -122,14 +122,14 @@ def main() -> None:
     ap.add_argument("--preset", choices=("lite0", "vgg19", "both"), default="both")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--n", type=int, default=96, help="images per measurement")
-    ap.add_argument("--batch-size", type=int, default=None, help="default: 4 on the CPU, 32 on CUDA")
+    ap.add_argument("--batch-size", type=int, default=None, help="default: deepagg's (1 on the CPU, 32 on CUDA)")
     ap.add_argument("--workers", default="auto")
     ap.add_argument("--precision", default="fp32", help="comma-separated: fp32,bf16,fp16")
     ap.add_argument("--decode", default="pil", help="comma-separated: pil,torchvision")
     args = ap.parse_args()
     threads, auto_workers = resources.apply(None, None)
     workers = auto_workers if args.workers == "auto" else int(args.workers)
-    batch = args.batch_size or (32 if args.device.startswith("cuda") else 4)
+    batch = resources.batch_size(args.batch_size, args.device)
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else "none"
     print(f"# {dt.date.today()} device={args.device} ({gpu}) torch={torch.__version__} "
           f"threads={threads} loader workers={workers} batch={batch} cores={resources.cores_available()}")
@@ -152,6 +152,7 @@ def main() -> None:
                         prep(items[1]).size[1], prep(items[1]).size[0])
                     inp = input_alone(items, prep, workers)
                     model = model_alone(ex, shape, batch, repeats=max(1, n // batch))
+                    both(ex, items, batch, workers)          # warm-up: oneDNN primitives per shape
                     runs = [both(ex, items, batch, workers) for _ in range(2)]
                     together = statistics.median(runs)
                     loop = batch1_loop(ex, items[:max(6, n // 3)])
