@@ -9,9 +9,11 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
-#: keys that change how fast a run is, not what it computes (left out of the config hash)
-NON_SEMANTIC = ("device", "batch_size", "num_workers", "threads", "skip_existing", "top_k", "store",
-                "data_root", "experiment_name", "search_backend")
+#: keys that change how fast a run is or where it keeps things, not what it computes (left out of
+#: the config hash); dotted keys are nested. store.dtype is semantic (float16 rounds features).
+NON_SEMANTIC = ("device", "batch_size", "num_workers", "threads", "skip_existing", "top_k",
+                "data_root", "experiment_name", "search_backend", "store.root", "store.chunk_size",
+                "store.verify_checksums", "store.local_features")
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless",
             "hydra-core", "deepagg")
@@ -19,8 +21,17 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "o
 
 def config_hash(cfg: dict) -> str:
     """12 hex digits over the resolved config, non-semantic keys removed."""
-    semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC}
-    return hashlib.sha1(json.dumps(semantic, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return hashlib.sha1(json.dumps(_semantic(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def _semantic(cfg: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if key in NON_SEMANTIC:
+            continue
+        out[k] = _semantic(v, key + ".") if isinstance(v, dict) else v
+    return out
 
 
 def library_versions() -> dict:

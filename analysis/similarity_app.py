@@ -9,7 +9,6 @@ and ``samples.npz`` (every similarity, keyed ``level/features/kind/matching|non_
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -21,9 +20,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig
 from PIL import Image
 
+from analysis.cli import hydra_entry, report_errors
 from benchmarks.configs import build_dataset, dataset_config
 from benchmarks.errors import ConfigError
 from features.settings import ExecutionSettings, StoreConfig
+from features.source import FeatureSource
 
 log = logging.getLogger("deepagg")
 
@@ -84,21 +85,6 @@ def image_sizes(dataset) -> np.ndarray:
         else:
             sizes.append(ref.load().size)
     return np.asarray(sizes, np.int64)
-
-
-def feature_source(cfg: DictConfig, backbone: DictConfig):
-    """Stored features of one extractor (features.source.FeatureSource)."""
-    from features import resources
-    from features.extractor import feature_kind
-    from features.source import FeatureSource
-    from features.store import FeatureStore
-    _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone))
-    st = cfg.store
-    return FeatureSource(FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums),
-                         backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,
-                         batch_size=resources.batch_size(cfg.batch_size, cfg.device),
-                         num_workers=workers,
-                         min_image_side=cfg.min_image_side)
 
 
 def sample_local(features, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -165,7 +151,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     rng = np.random.default_rng(cfg.seed)
     dataset = build_dataset(cfg.dataset)
-    sources = {k: feature_source(cfg, b) for k, b in cfg.extractors.items()}
+    sources = {k: FeatureSource.from_settings(cfg, b) for k, b in cfg.extractors.items()}
     feats = {k: s.features(dataset.name, dataset.images) for k, s in sources.items()}
     pairs, estimated = image_pairs(cfg, dataset, feats, rng)
     log.info("%s: %d matching image pairs, %d unrelated pairs in the pool", dataset.name,
@@ -207,17 +193,14 @@ def column_title(key: str, backbone: DictConfig) -> str:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="similarity")
-def main(cfg: DictConfig) -> None:
-    from benchmarks.errors import DeepaggError
+def _app(cfg: DictConfig) -> None:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        result = run(cfg, out_dir)
-    except DeepaggError as e:
-        log.error("%s", e)
-        print(f"deepagg-similarity: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    result = report_errors(lambda: run(cfg, out_dir))
     print(result["table"].to_markdown(index=False, floatfmt=".3f"))
     log.info("outputs in %s", out_dir)
+
+
+main = hydra_entry(_app)
 
 
 if __name__ == "__main__":

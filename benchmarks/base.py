@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.errors import ImageLoadError
-from benchmarks.imagefiles import decode_image, decoded_as_before, file_stamp
+from benchmarks.imagefiles import decode_image, decoded_as_before, file_digest, file_stamp
 
 #: protocols understood by ``benchmarks.evaluation.evaluate``
 PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
@@ -55,6 +55,14 @@ class ImageRef:
         """What shows that the image's file was replaced (its size and mtime); "" for rendered
         images, whose ``signature`` already determines them."""
         return "" if self.path is None or self.render is not None else file_stamp(self.path)
+
+    def content_hash(self) -> str:
+        """A digest of the image file's bytes ("" for rendered images)."""
+        return "" if self.path is None or self.render is not None else file_digest(self.path)
+
+    def modified_ns(self) -> int:
+        """The file's modification time (ns); 0 for rendered images."""
+        return 0 if self.path is None or self.render is not None else Path(self.path).stat().st_mtime_ns
 
     def decoded_as_before(self) -> bool:
         """Whether versions before the EXIF / 16-bit decoding fixes saw the same pixels."""

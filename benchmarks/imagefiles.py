@@ -145,6 +145,28 @@ def file_stamp(path: Path) -> str:
     return f"{st.st_size}-{st.st_mtime_ns}"
 
 
+def file_digest(path: Path) -> str:
+    """CRC-32 (hex) of a file's bytes: what tells a copied file from a replaced one."""
+    import zlib
+    crc = 0
+    try:
+        with open(path, "rb") as f:
+            while data := f.read(1 << 24):
+                crc = zlib.crc32(data, crc)
+    except FileNotFoundError:
+        raise _open_error(Path(path), FileNotFoundError()) from None
+    return f"{crc:08x}"
+
+
+def stored_orientation(path: Path) -> int:
+    """The EXIF orientation tag of a file (1 when absent), from its header."""
+    try:
+        with Image.open(path) as im:
+            return exif_orientation(im)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise _open_error(Path(path), e) from e
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of the upright image (EXIF orientation applied), from the file header."""
     try:

@@ -52,6 +52,16 @@ class Reranker:
         (n_q, D), (N, D). ``search_options`` (``device``, ``max_scores_bytes``, ``backend``) go to the neighbour search."""
         raise NotImplementedError
 
+    def check_database_size(self, n: int) -> None:
+        """ParameterError when a neighbour count cannot be met by a database of ``n`` images (so
+        that the app stops before any work)."""
+        for param in ("k", "dba_k"):
+            k = getattr(self, param, 0)
+            limit = n if param == "k" else n - 1
+            if k > limit:
+                raise ParameterError(param, k, f"larger than the database allows ({n} images); use "
+                                     f"{param} <= {limit}", owner=type(self).__name__)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({args})"

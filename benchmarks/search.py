@@ -122,7 +122,13 @@ def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
     for s in range(0, n_q, chunk):
         e = min(s + chunk, n_q)
         if on_cpu:
-            np.matmul(q[s:e], x.T, out=buffer[:e - s])
+            if e - s == 1 and n_q > 1:
+                # a one-row product goes through gemv, whose rounding differs from gemm's: take
+                # the row from a two-row product, so scores never depend on the chunking
+                pair = np.matmul(q[[s, s - 1 if s else s + 1]], x.T)
+                buffer[0] = pair[0]
+            else:
+                np.matmul(q[s:e], x.T, out=buffer[:e - s])
             sc = torch.from_numpy(buffer[:e - s])
         else:
             sc = torch.from_numpy(q[s:e]).to(dev) @ x_dev.T
@@ -147,11 +153,10 @@ def faiss_topk(q: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     val, idx = faiss.knn(q, x, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
     out_i, out_v = idx[:, :k].astype(np.int32), val[:, :k].copy()
     for r in np.flatnonzero(val[:, k - 1] == val[:, k]):     # which tied items enter: lowest indices
-        row = x @ q[r]
-        t = val[r, k - 1]
-        above = np.flatnonzero(row > t)
-        members = np.concatenate([above, np.flatnonzero(row == t)[:k - len(above)]])
-        out_i[r], out_v[r] = members, row[members]
+        import torch    # the row again in numpy's rounding, ranked exactly on its own numbers
+        row = torch.from_numpy(np.matmul(q[[r, r]], x.T)[:1])
+        i, v = exact_topk(row, k)
+        out_i[r], out_v[r] = i[0].numpy(), v[0].numpy()
     order = np.lexsort((out_i, -out_v), axis=1)
     return np.take_along_axis(out_i, order, 1), np.take_along_axis(out_v, order, 1)
 

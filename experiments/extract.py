@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from experiments.config import register
-from experiments.run import hydra_entry, report_errors
+from analysis.cli import hydra_entry, report_errors
 
 log = logging.getLogger("deepagg")
 register()
@@ -25,14 +25,14 @@ def extract(cfg: DictConfig) -> dict:
     """Fill the store for ``cfg.dataset`` (database, query crops) and every ``cfg.fit_on`` set;
     returns {dataset name: images}."""
     from benchmarks.configs import build_dataset, dataset_config
-    from experiments.run import feature_source
+    from features.source import FeatureSource
     from experiments.validate import check_backbone, check_execution
     check_execution(cfg)
     check_backbone(cfg.backbone)
     if not (0 <= cfg.shard < cfg.num_shards):
         from benchmarks.errors import ConfigError
         raise ConfigError(f"shard={cfg.shard}: must be in [0, num_shards={cfg.num_shards})")
-    source = feature_source(cfg)
+    source = FeatureSource.from_settings(cfg)
     t = time.perf_counter()
     done = {}
     datasets = [build_dataset(cfg.dataset)]

@@ -23,8 +23,10 @@ FORMAT = 1
 
 
 def fit_key(what: dict, fit_set: str) -> str:
-    """16 hex digits over a description of the estimator (``what``) and the fit-set identity."""
-    blob = json.dumps({"format": FORMAT, "what": what, "fit_set": fit_set}, sort_keys=True, default=str)
+    """16 hex digits over a description of the estimator (``what``), the fit-set identity and the
+    versions of the code that fits (deepagg, scikit-learn, numpy): an upgrade refits."""
+    blob = json.dumps({"format": FORMAT, "what": what, "fit_set": fit_set, "code": _versions()},
+                      sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -66,3 +68,14 @@ def cached_fit(root: Path | None, name: str, key: str, fit: Callable[[], T]) -> 
             if tmp.exists():
                 tmp.unlink()
         return obj
+
+
+def _versions() -> dict:
+    from importlib import metadata
+    out = {}
+    for package in ("deepagg", "scikit-learn", "numpy"):
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = "?"
+    return out

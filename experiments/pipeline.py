@@ -120,6 +120,8 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         if "device" in agg.get_params():
             agg.set_params(device=cfg.device)
         reranker = instantiate_checked(cfg.rerank, "rerank")
+        with config_path("rerank"):
+            reranker.check_database_size(len(dataset))
         reads = fit_sets_read(cfg, agg.learns)
         if discard and dataset.name in reads.values():
             raise ConfigError("store.local_features=discard cannot learn on the test dataset itself "
@@ -158,8 +160,9 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
                     pca_set, cache_root)
             if discard:
                 with watch("extract_s"):
-                    X, x_empty = stages.stream_descriptors(source, dataset, agg, chain, chain_key,
-                                                           cfg.empty_images, cfg.store.dtype)
+                    X, x_empty = stages.stream_descriptors(
+                        source, dataset, agg, chain, f"{chain_key}|{cfg.store.dtype}",
+                        cfg.empty_images, cfg.store.dtype)
             else:
                 with watch("aggregate_s"):   # post-processed batch by batch: only D-dim rows kept
                     X, x_empty = stages.encode(agg, test.database, names, cfg.empty_images,
@@ -173,7 +176,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
             X[x_empty], extra[extra_empty] = 0.0, 0.0   # no local features: matches nothing
             Q, _ = stages.query_matrix(dataset, X, x_empty, extra, extra_empty, test.query_index)
 
-        with watch("search_s"):
+        with watch("search_s"), config_path("rerank"):
             metrics, result = stages.rank_and_score(dataset, Q, X, reranker, cfg.top_k, cfg.device,
                                                     cfg.search_backend)
     aps = metrics.pop("aps")

@@ -3,15 +3,14 @@
 Writes into the Hydra run directory: ``.hydra/config.yaml`` (resolved config), ``results.jsonl``,
 ``results.csv``, ``table.md``, ``comparison.png`` and ``rankings.npz`` (top-k lists for reports).
 
-Exit codes: 0 done; 2 a setting, a file or a dataset that cannot work (one message naming the key
-or the file: the project's errors and Hydra's own config errors alike); 1 anything else, which is
-a bug and keeps its traceback.
+Exit codes (analysis/cli.py): 0 done; 2 a setting, a file or a dataset that cannot work (one
+message naming the key or the file: the project's errors and Hydra's own config errors alike); 1
+anything else, which is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.records import append_record, config_hash, library_versions, read_records
-from benchmarks.errors import DeepaggError
+from analysis.cli import hydra_entry, report_errors
 from experiments.config import register
 
 log = logging.getLogger("deepagg")
@@ -87,23 +86,6 @@ def write_outputs(job_dir: Path) -> None:
     comparison_plot(df, job_dir / "comparison.png")
 
 
-def feature_source(cfg: DictConfig, backbone=None):
-    """The FeatureSource of a run config (threads and loader workers sized to this job)."""
-    from features import resources
-    from features.extractor import feature_kind
-    from features.source import FeatureSource
-    from features.store import FeatureStore
-    backbone = cfg.backbone if backbone is None else backbone
-    _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone))
-    st = cfg.store
-    store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums)
-    return FeatureSource(store, backbone, device=cfg.device,
-                         precision=cfg.precision, decode=cfg.decode,
-                         batch_size=resources.batch_size(cfg.batch_size, cfg.device),
-                         num_workers=workers, min_image_side=cfg.min_image_side,
-                         shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))
-
-
 def swept_datasets() -> list[str]:
     swept = HydraConfig.get().sweeper.get("params") or {}
     return [d.strip() for d in str(swept.get("dataset", "")).split(",") if d.strip()]
@@ -124,7 +106,8 @@ def run(cfg: DictConfig) -> dict | None:
     learns = instantiate_checked(cfg.aggregator, "aggregator").learns
     check_available(cfg, learns, swept_datasets())
     t = time.perf_counter()
-    ev = evaluate_config(cfg, feature_source(cfg), cache_root=cfg.store.root)
+    from features.source import FeatureSource
+    ev = evaluate_config(cfg, FeatureSource.from_settings(cfg), cache_root=cfg.store.root)
     record = build_record(cfg, ev, choices, job_dir, h)
     append_record(results, record)
     save_rankings(job_dir / "rankings.npz", ev, cfg.top_k)
@@ -134,46 +117,6 @@ def run(cfg: DictConfig) -> dict | None:
     print(format_table(records_frame([record])))
     log.info("done in %.1f s; outputs in %s", time.perf_counter() - t, job_dir)
     return record
-
-
-#: set when the app's own code starts: an exit code 1 from Hydra before it is a config error
-_TASK_STARTED = False
-
-
-def report_errors(task):
-    """Run ``task``; a project error (bad setting, file or dataset) prints one line and exits 2,
-    anything else propagates with its traceback (Hydra prints it and exits 1)."""
-    from hydra.errors import InstantiationException
-    global _TASK_STARTED
-    _TASK_STARTED = True
-    try:
-        return task()
-    except DeepaggError as e:
-        return _fail(e)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, DeepaggError):
-            return _fail(e.__cause__)
-        raise
-
-
-def _fail(e: Exception):
-    log.error("%s", e)
-    print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
-def hydra_entry(app):
-    """A console-script entry point around the Hydra ``app``: Hydra's own config errors (an
-    unknown key, a missing config, a bad override), which it reports before the task starts with
-    exit code 1, exit with 2 like the project's; a task's crash keeps Hydra's exit code 1."""
-    def main() -> None:
-        try:
-            app()
-        except SystemExit as e:
-            if e.code == 1 and not _TASK_STARTED:
-                sys.exit(2)
-            raise
-    return main
 
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")

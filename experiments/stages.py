@@ -93,8 +93,14 @@ def load_fit_set(source, dataset: RetrievalDataset, cap: int | None, seed: int) 
     feats = source.features(dataset.name, list(dataset.fit_images()))
     idx = sample_indices(len(feats), cap, seed)
     chosen = feats if len(idx) == len(feats) else [feats[i] for i in idx]
-    identity = f"{getattr(feats, 'entry', dataset.name)}|{len(feats)}|cap={cap}|seed={seed}"
+    identity = f"{_content(feats, dataset.name)}|{len(feats)}|cap={cap}|seed={seed}"
     return FitSet(dataset.name, non_empty(chosen, dataset.name), identity)
+
+
+def _content(feats, name: str) -> str:
+    """What identifies the features of a set: the store's content key (or the name for in-memory
+    feature lists, which tests use)."""
+    return feats.content_key() if hasattr(feats, "content_key") else name
 
 
 def test_set_as_fit_set(dataset: RetrievalDataset, features: TestFeatures) -> FitSet:
@@ -102,18 +108,22 @@ def test_set_as_fit_set(dataset: RetrievalDataset, features: TestFeatures) -> Fi
     log.warning("fit_on=%s is the test dataset itself: learning on the test set", dataset.name)
     db = features.database
     return FitSet(dataset.name, non_empty(db, dataset.name),
-                  f"{getattr(db, 'entry', dataset.name)}|{len(db)}|test")
+                  f"{_content(db, dataset.name)}|{len(db)}|test")
 
 
 # ----------------------------------------------------------------------------- fit
 def fit_aggregator(agg, fit_set: FitSet | None, cache_root=None):
     """(the aggregator, fitted on ``fit_set`` when it learns, its fit key). Fits are cached in
-    ``cache_root`` keyed by the aggregator's parameters (not its device) and the fit set."""
+    ``cache_root`` keyed by the aggregator's parameters (not its device) and the fit set's
+    content; a cached fit gets this run's device back."""
     from experiments import fitted
+    params = agg.get_params()
     description = fitted.estimator_description(agg, ignore=("device",))
     key = fitted.fit_key(description, fit_set.identity if fit_set else "-")
     if agg.learns:
         agg = fitted.cached_fit(cache_root, type(agg).__name__, key, lambda: agg.fit(fit_set.features))
+        if "device" in params:
+            agg.set_params(device=params["device"])
     return agg, key
 
 
@@ -139,12 +149,8 @@ def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = No
     a time; ``then`` (post-processing) is applied to each batch, so only its output is kept.
     Images without features stop the run (``empty_images=error``, naming them) or get a zero row
     (``zero``) that matches nothing."""
-    empty = np.array([f.n == 0 for f in _iter_counts(feats)], dtype=bool) if len(feats) else np.zeros(0, bool)
-    if empty.any() and empty_images == "error":
-        which = [names[i] if names is not None else str(i) for i in np.flatnonzero(empty)[:10]]
-        raise ConfigError(f"{int(empty.sum())} image(s) have no local features (blank, tiny or "
-                          f"textureless for this extractor): {', '.join(which)}; set "
-                          "empty_images=zero to give them a zero descriptor that matches nothing")
+    empty = np.array([f.n == 0 for f in _each(feats)], dtype=bool)
+    _check_empty(empty, names, empty_images)
     out: np.ndarray | None = None
     for s in range(0, len(feats), batch):
         chunk = list(feats[s:s + batch])
@@ -162,8 +168,18 @@ def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = No
     return out, empty
 
 
-def _iter_counts(feats: Sequence[LocalFeatures]):
+def _each(feats: Sequence[LocalFeatures]):
+    """The features one by one (a StoredFeatures maps a chunk at a time)."""
     return (feats[i] for i in range(len(feats)))
+
+
+def _check_empty(empty: np.ndarray, names: Sequence[str] | None, empty_images: str) -> None:
+    """Images without local features stop the run (``empty_images=error``), named."""
+    if empty.any() and empty_images == "error":
+        which = [names[i] if names is not None else str(i) for i in np.flatnonzero(empty)[:10]]
+        raise ConfigError(f"{int(empty.sum())} image(s) have no local features (blank, tiny or "
+                          f"textureless for this extractor): {', '.join(which)}; set "
+                          "empty_images=zero to give them a zero descriptor that matches nothing")
 
 
 def query_matrix(dataset: RetrievalDataset, database: np.ndarray, db_empty: np.ndarray,
@@ -206,13 +222,9 @@ def stream_descriptors(source, dataset: RetrievalDataset, agg, chain, encoder_ke
         return out
 
     stored = source.descriptors(dataset.name, dataset.images, encode_rows, encoder_key)
-    empty = np.array([f.n == 0 for f in _iter_counts(stored)], dtype=bool)
-    if empty.any() and empty_images == "error":
-        which = [dataset.images[i].name for i in np.flatnonzero(empty)[:10]]
-        raise ConfigError(f"{int(empty.sum())} image(s) have no local features (blank, tiny or "
-                          f"textureless for this extractor): {', '.join(which)}; set "
-                          "empty_images=zero to give them a zero descriptor that matches nothing")
-    width = next(f.dim for f in _iter_counts(stored))
+    empty = np.array([f.n == 0 for f in _each(stored)], dtype=bool)
+    _check_empty(empty, [im.name for im in dataset.images], empty_images)
+    width = next(f.dim for f in _each(stored))
     X = np.zeros((len(stored), width), np.float32)
     for i in np.flatnonzero(~empty):
         X[i] = stored[i].descriptors[0]

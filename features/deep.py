@@ -77,6 +77,7 @@ class EncodedImage:
 
     data: np.ndarray          # (n_bytes,) uint8, a JPEG file
     size: tuple[int, int]     # (width, height) after the resize policy
+    source: str = ""          # the file, named when it cannot be decoded
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -251,18 +252,29 @@ class EncodeForDevice:
         if path is not None:
             w, h = item.size()  # upright (EXIF) size from the header
             return EncodedImage(np.fromfile(path, dtype=np.uint8),
-                                resized_size(w, h, self.resize, self.image_size))
+                                resized_size(w, h, self.resize, self.image_size), str(path))
         return ResizeImage(self.resize, self.image_size, self.interpolation)(item)
 
 
 def decode_on_device(batch: Sequence[EncodedImage], device, interpolation: str):
     """(B, 3, H, W) float32 in [0, 1]: JPEGs decoded by torchvision on ``device`` (nvJPEG on
-    CUDA), EXIF orientation applied, resized with antialiasing to each item's size."""
+    CUDA), resized with antialiasing to each item's size. Only upright files come here (the
+    CUDA decoder ignores EXIF orientation; ``EncodeForDevice`` sends the others to Pillow)."""
     import torch
     import torch.nn.functional as F
     from torchvision.io import ImageReadMode, decode_jpeg
+    from benchmarks.errors import ImageLoadError
     data = [torch.from_numpy(b.data) for b in batch]
-    images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
+    try:
+        images = decode_jpeg(data, mode=ImageReadMode.RGB, device=device)
+    except RuntimeError:      # find the file that failed, one by one, and name it
+        for b, d in zip(batch, data):
+            try:
+                decode_jpeg(d, mode=ImageReadMode.RGB, device=device)
+            except RuntimeError as e:
+                raise ImageLoadError(f"cannot decode image {b.source} on {device} ({e}); the file is "
+                                     "corrupt: replace it, or use decode=pil") from e
+        raise
     mode = {"nearest": "nearest", "bicubic": "bicubic"}.get(interpolation, "bilinear")
     out = []
     for im, b in zip(images, batch):

@@ -61,9 +61,15 @@ def _keep(item):
     return item
 
 
+#: error types a worker's message is re-raised as (their constructors take the message alone)
+_REBUILT = {c.__name__: c for c in (project_errors.ImageLoadError, project_errors.DatasetError,
+                                     project_errors.StoreError, project_errors.ConfigError)}
+
+
 def _raise(error: tuple[str, str]):
-    cls = getattr(project_errors, error[0], DeepaggError)
-    raise cls(error[1]) if isinstance(cls, type) and issubclass(cls, DeepaggError) else DeepaggError(error[1])
+    """Raise a worker's (type name, message) again in the main process: as its own type when
+    that takes the message alone, else as DeepaggError (still exit code 2, message intact)."""
+    raise _REBUILT.get(error[0], DeepaggError)(error[1])
 
 
 def stream(claims: Iterable[Any], items: Sequence[Any], prepare: Callable[[Any], Any],

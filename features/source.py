@@ -16,7 +16,7 @@ from PIL import Image
 
 from benchmarks.base import ImageRef
 from benchmarks.errors import ImageLoadError, ParameterError
-from benchmarks.imagefiles import image_size
+from benchmarks.imagefiles import image_size, stored_orientation
 from features.extractor import build_extractor, extractor_identity, feature_kind
 from features.store import FeatureStore, StoredFeatures
 
@@ -48,14 +48,23 @@ class ImageItem:
         if self.box is None:
             return img
         x1, y1, x2, y2 = self.box
-        return img.crop((int(x1), int(y1), int(np.ceil(x2)), int(np.ceil(y2))))
+        crop = img.crop((int(x1), int(y1), int(np.ceil(x2)), int(np.ceil(y2))))
+        if min(crop.size) < self.min_side:
+            where = self.ref.path if self.ref.path is not None else f"image {self.ref.name!r}"
+            raise ImageLoadError(
+                f"the query box {self.box} of {where} is {crop.size[0]} x {crop.size[1]} pixels, "
+                f"smaller than min_image_side={self.min_side}: it would be upscaled into a blur. "
+                "Check the ground truth's box, or lower min_image_side")
+        return crop
 
     @property
     def plain_jpeg(self) -> Path | None:
-        """The file, when the image is an unmodified JPEG file (no crop, no rotation)."""
+        """The file, when the image is an unmodified, upright JPEG file (no crop, no rotation, no
+        EXIF orientation: torchvision's CUDA decoder does not apply it)."""
         ref = self.ref
         if (ref.path is None or ref.render is not None or ref.rotate % 360 or self.box is not None
-                or Path(ref.path).suffix.lower() not in JPEG_SUFFIXES):
+                or Path(ref.path).suffix.lower() not in JPEG_SUFFIXES
+                or stored_orientation(ref.path) != 1):
             return None
         return Path(ref.path)
 
@@ -64,6 +73,12 @@ class ImageItem:
         w, h = image_size(self.ref.path)
         self._check(w, h)
         return w, h
+
+
+def adoptable(image: ImageRef, written_ns: int) -> bool:
+    """Whether a chunk written by an earlier version at ``written_ns`` can be kept for ``image``:
+    today's decoder reads it the same way and the file was not modified after the chunk."""
+    return image.decoded_as_before() and image.modified_ns() <= written_ns
 
 
 class FeatureSource:
@@ -96,6 +111,21 @@ class FeatureSource:
         self.extracted = 0
         self._extractor = None
 
+    @classmethod
+    def from_settings(cls, cfg, backbone=None) -> "FeatureSource":
+        """The source an app's config describes (``store.*``, ``device``, ``precision``,
+        ``decode``, ``batch_size``, ``num_workers``, ``threads``, ``min_image_side``, and
+        ``shard`` / ``num_shards`` where present), threads and workers sized to this job."""
+        from features import resources
+        backbone = cfg.backbone if backbone is None else backbone
+        _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone))
+        st = cfg.store
+        store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums)
+        return cls(store, backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,
+                   batch_size=resources.batch_size(cfg.batch_size, cfg.device), num_workers=workers,
+                   min_image_side=cfg.min_image_side,
+                   shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))
+
     def extractor(self):
         """The extractor, built on first use."""
         if self._extractor is None:
@@ -124,7 +154,8 @@ class FeatureSource:
                            self.batch_size, self.num_workers)
 
         out = self.store.get(dataset, [im.name for im in images], identities, stamps, self.identity,
-                             extract, adoptable=lambda i: images[i].decoded_as_before(),
+                             extract, content_hash=lambda i: images[i].content_hash(),
+                             adoptable=lambda i, written: adoptable(images[i], written),
                              shard=self.shard, progress=self.progress, what=what)
         self.seconds += time.perf_counter() - t
         return out
@@ -155,7 +186,8 @@ class FeatureSource:
         t = time.perf_counter()
         out = store.get(f"{dataset}_descriptors", [im.name for im in images],
                         [im.identity() for im in images], [im.stamp() for im in images], identity,
-                        extract, adoptable=lambda i: False, shard=self.shard,
+                        extract, content_hash=lambda i: images[i].content_hash(),
+                        adoptable=lambda i, written: False, shard=self.shard,
                         progress=self.progress, what="images (descriptors only)")
         self.seconds += time.perf_counter() - t
         return out

@@ -75,6 +75,15 @@ class ChunkInvalid(Exception):
     """A chunk that must not be used; ``str`` says why."""
 
 
+class StaleStamps(ChunkInvalid):
+    """A sound chunk whose images' stamps (size, mtime) differ from today's, at ``positions``:
+    replaced files, or only copied ones (their content hashes tell)."""
+
+    def __init__(self, message: str, positions: list[int], record: dict):
+        super().__init__(message)
+        self.positions, self.record = positions, record
+
+
 @dataclass(frozen=True)
 class ChunkSpec:
     """What chunk ``index`` of an entry must hold: images [lo, hi) with these names and stamps."""
@@ -86,12 +95,28 @@ class ChunkSpec:
     stamps: tuple[str, ...]
 
 
+def _record_error(e: Exception) -> ChunkInvalid:
+    return ChunkInvalid(f"{RECORD} is malformed ({type(e).__name__}: {e})")
+
+
 def check_chunk(path: Path, spec: ChunkSpec, dtype: str, checksums: bool = False) -> dict:
     """The chunk's record after checking it against ``spec``; ChunkInvalid says what is wrong.
 
     Always: the record parses, names and stamps match, every file exists with the recorded size,
-    shape and dtype. With ``checksums``: every file's CRC-32 too.
+    shape and dtype. With ``checksums``: every file's CRC-32 too. Stamps are checked last, so
+    that ``StaleStamps`` means "sound, but its images' stamps changed".
     """
+    try:
+        return _check_chunk(path, spec, dtype, checksums)
+    except ChunkInvalid:
+        raise
+    except FileNotFoundError as e:   # moved away meanwhile by another process
+        raise ChunkInvalid(f"a file vanished while checking it ({e.filename})") from None
+    except (KeyError, TypeError, AttributeError, ValueError, IndexError) as e:
+        raise _record_error(e) from None
+
+
+def _check_chunk(path: Path, spec: ChunkSpec, dtype: str, checksums: bool) -> dict:
     rec_path = path / RECORD
     try:
         record = json.loads(rec_path.read_text())
@@ -104,10 +129,6 @@ def check_chunk(path: Path, spec: ChunkSpec, dtype: str, checksums: bool = False
     if tuple(record.get("names", ())) != spec.names:
         raise ChunkInvalid("it holds other images than this entry lists at its position "
                            "(copied from another chunk or entry?)")
-    stamps = tuple(record.get("stamps", ()))
-    if stamps != spec.stamps:
-        changed = [n for n, a, b in zip(spec.names, stamps, spec.stamps) if a != b]
-        raise ChunkInvalid(f"image file(s) changed since extraction: {', '.join(changed[:5])}")
     files = record.get("files", {})
     for name in ARRAYS:
         meta = files.get(name)
@@ -133,6 +154,13 @@ def check_chunk(path: Path, spec: ChunkSpec, dtype: str, checksums: bool = False
         raise ChunkInvalid(f"index.npy describes {index_shape[0]} images, the chunk has {n}")
     if files["descriptors.npy"]["shape"][0] != files["positions.npy"]["shape"][0]:
         raise ChunkInvalid("descriptors.npy and positions.npy have different row counts")
+    stamps = tuple(record.get("stamps", ()))
+    if len(stamps) != len(spec.stamps):
+        raise ChunkInvalid(f"{RECORD} has {len(stamps)} stamps for {len(spec.stamps)} images")
+    changed = [i for i, (a, b) in enumerate(zip(stamps, spec.stamps)) if a != b]
+    if changed:
+        raise StaleStamps("image file(s) changed since extraction: "
+                          + ", ".join(spec.names[i] for i in changed[:5]), changed, record)
     return record
 
 
@@ -150,15 +178,16 @@ def _npy_header(path: Path) -> tuple[tuple, str]:
     return tuple(shape), np.dtype(dt).name
 
 
-def write_record(path: Path, spec: ChunkSpec) -> dict:
-    """Describe the arrays in ``path`` (sizes, shapes, dtypes, CRC-32) in its record.json."""
+def write_record(path: Path, spec: ChunkSpec, hashes: Sequence[str] = ()) -> dict:
+    """Describe the arrays in ``path`` (sizes, shapes, dtypes, CRC-32) and the images (names,
+    stamps, content ``hashes``) in its record.json."""
     files = {}
     for name in ARRAYS:
         shape, dt = _npy_header(path / name)
         files[name] = {"bytes": (path / name).stat().st_size, "shape": list(shape), "dtype": dt,
                        "crc32": file_crc32(path / name)}
     record = {"format": FORMAT, "names": list(spec.names), "stamps": list(spec.stamps),
-              "files": files, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "hashes": list(hashes), "files": files, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
               "host": socket.gethostname(), "pid": os.getpid()}
     _write_text(path / RECORD, json.dumps(record))
     return record
@@ -175,7 +204,7 @@ class StoredFeatures(Sequence[LocalFeatures]):
     def __init__(self, chunk_dirs: list[Path], chunk_size: int, n_images: int,
                  on_first_read: Callable[[int], None] | None = None, mapped_chunks: int = 2,
                  entry: Path | None = None):
-        self.entry = entry          # the store entry (its name is the key): identifies the set
+        self.entry = entry          # the store entry (its name is the key)
         self._dirs = list(chunk_dirs)
         self._chunk_size = chunk_size
         self._n = n_images
@@ -204,6 +233,21 @@ class StoredFeatures(Sequence[LocalFeatures]):
 
     def __len__(self) -> int:
         return self._n
+
+    def content_key(self) -> str:
+        """16 hex digits over what the chunks hold now (each record's image names, stamps, file
+        digests and array checksums): changes whenever a chunk is re-extracted or replaced, so
+        fits cached on these features are never reused for other ones. Reads only the records."""
+        h = hashlib.sha1(str(self.entry).encode())
+        for d in self._dirs:
+            try:
+                record = json.loads((d / RECORD).read_text())
+                h.update(json.dumps([record.get("names"), record.get("hashes") or record.get("stamps"),
+                                     {k: v.get("crc32") for k, v in record.get("files", {}).items()}],
+                                    sort_keys=True).encode())
+            except (OSError, ValueError, AttributeError):
+                h.update(b"?")
+        return h.hexdigest()[:16]
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
@@ -254,7 +298,8 @@ class FeatureStore:
     # ------------------------------------------------------------------ opening
     def get(self, dataset: str, names: Sequence[str], identities: Sequence[str],
             stamps: Sequence[str], extractor_config: dict, extract_chunks: ExtractChunks, *,
-            adoptable: Callable[[int], bool] | None = None, shard: tuple[int, int] = (0, 1),
+            content_hash: Callable[[int], str] | None = None,
+            adoptable: Callable[[int, int], bool] | None = None, shard: tuple[int, int] = (0, 1),
             progress: bool = True, what: str = "images") -> StoredFeatures:
         """The features of ``names``: checked, read from the store, missing chunks extracted first.
 
@@ -264,8 +309,12 @@ class FeatureStore:
                     differ is re-extracted.
         extract_chunks(claims, commit): extracts the chunks it draws from ``claims`` (see
                     ``ExtractChunks``); called only when something must be extracted.
-        adoptable(i): whether a chunk written by an earlier version may be kept for image i
-                    (False when today's decoder would give other pixels).
+        content_hash(i): a digest of image i's file, recorded at extraction: a chunk whose stamps
+                    changed but whose images' digests did not (a copied or re-downloaded dataset)
+                    is kept and its stamps refreshed.
+        adoptable(i, written_ns): whether a chunk written by an earlier version at ``written_ns``
+                    may be kept for image i (False when today's decoder gives other pixels, or
+                    the file was modified after the chunk was written).
         shard:      (index, count) of this process among processes sharing the extraction: where
                     it starts in the list of chunks (every process still completes every chunk).
         """
@@ -284,7 +333,8 @@ class FeatureStore:
         specs = [ChunkSpec(c, lo, min(n, lo + chunk_size), tuple(names[lo:lo + chunk_size]),
                            tuple(stamps[lo:lo + chunk_size]))
                  for c, lo in enumerate(range(0, n, chunk_size))]
-        writer = _Writer(self, dataset, entry, specs, extract_chunks, adoptable, progress, what)
+        writer = _Writer(self, dataset, entry, specs, extract_chunks, content_hash, adoptable,
+                         progress, what)
         missing = [s for s in specs if not writer.usable(s)]
         if missing:
             writer.fill(missing, shard)
@@ -327,9 +377,9 @@ class _Writer:
     """Fills the missing chunks of one entry, sharing the work with other processes."""
 
     def __init__(self, store: FeatureStore, dataset: str, entry: Path, specs: list[ChunkSpec],
-                 extract_chunks: ExtractChunks, adoptable, progress: bool, what: str):
+                 extract_chunks: ExtractChunks, content_hash, adoptable, progress: bool, what: str):
         self.store, self.dataset, self.entry, self.specs = store, dataset, entry, specs
-        self.extract_chunks, self.adoptable = extract_chunks, adoptable
+        self.extract_chunks, self.content_hash, self.adoptable = extract_chunks, content_hash, adoptable
         self.progress, self.what = progress, what
         self.verified: set[int] = set()   # chunks whose checksums this process has checked
 
@@ -360,10 +410,10 @@ class _Writer:
         """Check the chunk's checksums; a damaged chunk is set aside and re-extracted."""
         if self.usable(spec, checksums=True):
             return
-        self.fill([spec], (0, 1))
+        self.fill([spec], (0, 1), checksums=True)
 
     # ------------------------------------------------------------------ filling
-    def fill(self, missing: list[ChunkSpec], shard: tuple[int, int]) -> None:
+    def fill(self, missing: list[ChunkSpec], shard: tuple[int, int], checksums: bool = False) -> None:
         """Make every chunk of ``missing`` whole, extracting those that no other process is
         writing; then wait for the others (and take over any whose writer died)."""
         index, count = shard
@@ -376,24 +426,26 @@ class _Writer:
         held: dict[int, object] = {}
         try:
             while pending:
-                claims = self._claims(pending, held, bar, block=False)
+                claims = self._claims(pending, held, bar, block=False, checksums=checksums)
                 self.extract_chunks(claims, lambda spec, feats: self._commit(spec, feats, held, bar))
                 if pending:  # every remaining chunk is being written by someone else: wait
                     log.info("%s: waiting for another process writing %s", self.dataset,
                              self.path(pending[0]))
-                    claims = self._claims(pending[:1], held, bar, block=True)
+                    claims = self._claims(pending, held, bar, block=True, first_only=True,
+                                          checksums=checksums)
                     self.extract_chunks(claims, lambda spec, feats: self._commit(spec, feats, held, bar))
         finally:
             for lock in held.values():
                 lock.release()
             bar.close()
 
-    def _claims(self, pending: list[ChunkSpec], held: dict, bar, block: bool) -> Iterator[ChunkSpec]:
+    def _claims(self, pending: list[ChunkSpec], held: dict, bar, block: bool,
+                first_only: bool = False, checksums: bool = False) -> Iterator[ChunkSpec]:
         """Lock the chunks of ``pending`` one by one (lazily: as the extraction asks for more),
         yielding those that need extraction; chunks locked by another process are skipped
         (``block=False``) or waited for. Claimed and finished chunks leave ``pending``."""
         from filelock import Timeout
-        for spec in list(pending):
+        for spec in list(pending)[:1] if first_only else list(pending):
             lock = self.lock(spec)
             try:
                 lock.acquire(timeout=-1 if block else 0)
@@ -401,7 +453,7 @@ class _Writer:
                 continue  # another process is writing it; come back later
             pending.remove(spec)
             held[spec.index] = lock
-            if self._keep_or_clear(spec):
+            if self._keep_or_clear(spec, checksums):
                 bar.update(spec.hi - spec.lo)
                 held.pop(spec.index).release()
                 continue
@@ -415,25 +467,46 @@ class _Writer:
         bar.update(spec.hi - spec.lo)
         held.pop(spec.index).release()
 
-    def _keep_or_clear(self, spec: ChunkSpec) -> bool:
-        """Under the chunk's lock: True when it is whole (checked, or adopted from an earlier
-        version); otherwise the folder is cleared (set aside) for extraction."""
+    def _keep_or_clear(self, spec: ChunkSpec, checksums: bool = False) -> bool:
+        """Under the chunk's lock: True when it is whole (checked, possibly with refreshed stamps,
+        or adopted from an earlier version); otherwise the folder is cleared (set aside) for
+        extraction. Checksums only with ``checksums`` (else left to the first read)."""
         path = self.path(spec)
         for debris in self.entry.glob(_chunk_name(spec.index) + ".tmp*"):
-            shutil.rmtree(debris, ignore_errors=True)  # a killed writer's: we hold the lock
+            if _is_stale_debris(debris):
+                shutil.rmtree(debris, ignore_errors=True)
         if not path.is_dir():
             return False
         try:
             if (path / RECORD).exists():
-                check_chunk(path, spec, self.store.dtype, checksums=True)
-                log.info("%s: %s was completed by another process", self.dataset, path)
+                try:
+                    check_chunk(path, spec, self.store.dtype, checksums)
+                    log.info("%s: %s was completed by another process", self.dataset, path)
+                except StaleStamps as e:
+                    self._refresh_stamps(path, spec, e)
+                if checksums:
+                    self.verified.add(spec.index)
             else:
                 self._adopt(path, spec)
-            self.verified.add(spec.index)
+                self.verified.add(spec.index)
             return True
         except ChunkInvalid as e:
             self._set_aside(path, str(e))
             return False
+
+    def _refresh_stamps(self, path: Path, spec: ChunkSpec, stale: StaleStamps) -> None:
+        """Keep a chunk whose images only look changed (same content digests: a copied,
+        re-downloaded or touched dataset) by writing today's stamps into its record."""
+        recorded = stale.record.get("hashes") or []
+        if self.content_hash is None or len(recorded) != len(spec.names):
+            raise stale
+        for p in stale.positions:
+            if not recorded[p] or self.content_hash(spec.lo + p) != recorded[p]:
+                raise stale
+        record = dict(stale.record, stamps=list(spec.stamps))
+        _write_text(path / RECORD, json.dumps(record))
+        log.info("%s: %s: %d image file(s) have new stamps but the same content; kept", self.dataset,
+                 path, len(stale.positions))
 
     def _adopt(self, path: Path, spec: ChunkSpec) -> None:
         """Keep a chunk written by an earlier version after checking it; give it a record."""
@@ -453,12 +526,20 @@ class _Writer:
         if len(desc) != total or len(pos) != total or (n and int(index[-1, 0] + index[-1, 1]) != total):
             raise ChunkInvalid("an earlier version's chunk whose arrays and index disagree")
         if self.adoptable is not None:
-            changed = [spec.names[i - spec.lo] for i in range(spec.lo, spec.hi) if not self.adoptable(i)]
+            written_ns = (path / "descriptors.npy").stat().st_mtime_ns
+            changed = [spec.names[i - spec.lo] for i in range(spec.lo, spec.hi)
+                       if not self.adoptable(i, written_ns)]
             if changed:
-                raise ChunkInvalid("extracted by an earlier decoder that read these images "
-                                   f"differently (EXIF orientation, 16-bit): {', '.join(changed[:5])}")
-        write_record(path, spec)
+                raise ChunkInvalid("an earlier version's chunk of images that were modified since, "
+                                   "or that today's decoder reads differently (EXIF orientation, "
+                                   f"16-bit): {', '.join(changed[:5])}")
+        write_record(path, spec, self._hashes(spec))
         log.info("%s: kept %s, written by an earlier version, after checking it", self.dataset, path)
+
+    def _hashes(self, spec: ChunkSpec) -> list[str]:
+        if self.content_hash is None:
+            return []
+        return [self.content_hash(i) for i in range(spec.lo, spec.hi)]
 
     def _set_aside(self, path: Path, reason: str) -> None:
         aside = self.entry / "set_aside"
@@ -475,6 +556,7 @@ class _Writer:
                               f"{uuid.uuid4().hex[:8]}")
         try:
             tmp.mkdir()
+            hashes = self._hashes(spec)
             counts = [f.n for f in feats]
             starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
             grids = [f.grid if f.grid is not None else (-1, -1) for f in feats]
@@ -485,13 +567,17 @@ class _Writer:
             np.save(tmp / "descriptors.npy", desc.astype(self.store.dtype))
             np.save(tmp / "positions.npy", pos.astype(np.float32))
             np.save(tmp / "index.npy", index.astype(np.int64).reshape(-1, 4))
-            write_record(tmp, spec)          # written last: marks the chunk complete
+            write_record(tmp, spec, hashes)  # written last: marks the chunk complete
             _fsync_dir(tmp)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise _write_error(e, final, self.entry) from e
+        except BaseException:                # StoreError from the record, a kill: nothing left
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         try:
             os.rename(tmp, final)
+            _fsync(self.entry)
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if e.errno in (errno.EEXIST, errno.ENOTEMPTY) and final.is_dir():
@@ -542,9 +628,50 @@ def _write_text(path: Path, text: str, exclusive: bool = False) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
+    """fsync every file of a folder, then the folder itself."""
     for f in path.iterdir():
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
+        _fsync(f)
+    _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:   # some filesystems refuse fsync on directories
+        pass
+    finally:
+        os.close(fd)
+
+
+#: a writer on another host whose temporary chunk is older than this is taken as dead
+FOREIGN_DEBRIS_SECONDS = 24 * 3600
+
+
+def _is_stale_debris(tmp: Path) -> bool:
+    """Whether a temporary chunk folder (``chunk_N.tmp-HOST-PID-RAND``) was left by a writer that
+    is gone: on this host, its process no longer exists; on another host (shared filesystems,
+    where a lock may be local to a node), it is older than FOREIGN_DEBRIS_SECONDS. Live work is
+    never deleted even where locks do not reach across machines."""
+    parts = tmp.name.split(".tmp-", 1)[-1].rsplit("-", 2)
+    if len(parts) == 3 and parts[0] == socket.gethostname() and parts[1].isdigit():
+        pid = int(parts[1])
+        if pid == os.getpid():
+            return True
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+    try:
+        return time.time() - tmp.stat().st_mtime > FOREIGN_DEBRIS_SECONDS
+    except FileNotFoundError:
+        return False
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -3,8 +3,9 @@
     deepagg-store list   [--root ROOT]            entries: dataset, key, images, chunks, size
     deepagg-store verify [--root ROOT] [--set-aside]
                                                   every chunk against its record (sizes, shapes,
-                                                  CRC-32); --set-aside moves bad chunks away so
-                                                  that the next run re-extracts them
+                                                  CRC-32); --set-aside moves bad chunks away (under
+                                                  their locks) so that the next run re-extracts them
+    deepagg-store clean  [--root ROOT]            delete what checks set aside (set_aside/)
 
 ROOT defaults to $DEEPAGG_STORE, else ~/.cache/deepagg/store (as deepagg-run). Exit code 0 when
 every chunk is sound, 1 when some are not, 2 for a wrong root.
@@ -14,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import uuid
 from pathlib import Path
 
-from features.store import ARRAYS, RECORD, file_crc32
+from features.store import RECORD, ChunkInvalid, ChunkSpec, check_chunk
 
 
 def default_root() -> Path:
@@ -35,31 +37,31 @@ def entries(root: Path):
             yield manifest.parent.parent.name, manifest.parent, None
 
 
-def chunk_problem(chunk: Path) -> str | None:
-    """What is wrong with a chunk compared with its own record (None: sound)."""
+def chunk_problem(chunk: Path, dtype: str) -> str | None:
+    """What is wrong with a chunk against its own record (None: sound): the store's own check
+    (``check_chunk``: sizes, shapes, dtype, row counts, CRC-32), with the names and stamps the
+    record holds (which images a chunk should hold is known only to a run, which checks that)."""
     try:
         record = json.loads((chunk / RECORD).read_text())
+        names, stamps = tuple(record["names"]), tuple(record["stamps"])
     except FileNotFoundError:
-        return "no record.json (written by an earlier version: the next run checks and adopts it)"
-    except (OSError, ValueError) as e:
+        return EARLIER
+    except (OSError, ValueError, KeyError, TypeError) as e:
         return f"unreadable record.json ({e})"
-    for name in ARRAYS:
-        meta = record.get("files", {}).get(name)
-        f = chunk / name
-        if meta is None:
-            return f"the record does not describe {name}"
-        if not f.exists():
-            return f"{name} is missing"
-        if f.stat().st_size != meta["bytes"]:
-            return f"{name} has {f.stat().st_size} bytes, {meta['bytes']} were written"
-        if file_crc32(f) != meta["crc32"]:
-            return f"{name} does not match its checksum"
+    spec = ChunkSpec(0, 0, len(names), names, stamps)
+    try:
+        check_chunk(chunk, spec, dtype, checksums=True)
+    except ChunkInvalid as e:
+        return str(e)
     return None
+
+
+EARLIER = "no record.json (written by an earlier version: the next run checks and adopts it)"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepagg-store", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("list", "verify"))
+    parser.add_argument("command", choices=("list", "verify", "clean"))
     parser.add_argument("--root", type=Path, default=None, help="the store (default $DEEPAGG_STORE)")
     parser.add_argument("--set-aside", action="store_true", help="move bad chunks to set_aside/")
     args = parser.parse_args(argv)
@@ -68,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deepagg-store: error: no store at {root} (set --root or $DEEPAGG_STORE)", file=sys.stderr)
         return 2
     bad = 0
+    if args.command == "clean":
+        freed = 0
+        for aside in sorted(root.glob("*/*/set_aside")):
+            freed += sum(f.stat().st_size for f in aside.rglob("*") if f.is_file())
+            shutil.rmtree(aside)
+            print(f"deleted {aside}")
+        print(f"{freed / 2 ** 20:,.1f} MiB freed under {root}")
+        return 0
     for dataset, entry, manifest in entries(root):
         chunks = sorted(p for p in entry.glob("chunk_*") if p.is_dir() and ".tmp" not in p.name)
         if args.command == "list":
@@ -75,17 +85,22 @@ def main(argv: list[str] | None = None) -> int:
             n = manifest.get("n_images", "?") if manifest else "? (unreadable manifest)"
             print(f"{dataset:20s} {entry.name}  {n} images  {len(chunks)} chunks  {size:,.1f} MiB")
             continue
+        dtype = (manifest or {}).get("dtype", "float16")
         for chunk in chunks:
-            problem = chunk_problem(chunk)
+            problem = chunk_problem(chunk, dtype)
             if problem is None:
                 continue
-            bad += "earlier version" not in problem
+            bad += problem != EARLIER
             print(f"{chunk}: {problem}")
-            if args.set_aside and "earlier version" not in problem:
-                aside = entry / "set_aside"
-                aside.mkdir(exist_ok=True)
-                target = aside / f"{chunk.name}.verify-{uuid.uuid4().hex[:6]}"
-                os.rename(chunk, target)
+            if args.set_aside and problem != EARLIER:
+                from filelock import FileLock
+                with FileLock(entry / "locks" / f"{chunk.name}.lock"):
+                    if chunk_problem(chunk, dtype) is None:   # re-extracted meanwhile
+                        continue
+                    aside = entry / "set_aside"
+                    aside.mkdir(exist_ok=True)
+                    target = aside / f"{chunk.name}.verify-{uuid.uuid4().hex[:6]}"
+                    os.rename(chunk, target)
                 print(f"  moved to {target}; the next run extracts it again")
     if args.command == "verify":
         print(f"{bad} bad chunk(s) under {root}")

@@ -33,3 +33,8 @@ def test_config_hash_ignores_how_fast_a_run_goes():
     base = {"aggregator": {"p": 3}, "device": "cpu", "batch_size": 4, "threads": None}
     assert config_hash(base) == config_hash(base | {"device": "cuda", "batch_size": 64, "threads": 8})
     assert config_hash(base) != config_hash(base | {"aggregator": {"p": 4}})
+    stored = base | {"store": {"root": "/a", "dtype": "float16", "chunk_size": 64}}
+    assert config_hash(stored) == config_hash(stored | {"store": {"root": "/b", "dtype": "float16",
+                                                                  "chunk_size": 8}})
+    assert config_hash(stored) != config_hash(stored | {"store": {"root": "/a", "dtype": "float32",
+                                                                  "chunk_size": 64}})

@@ -58,3 +58,13 @@ def test_precision_and_decode_split_the_store_only_when_not_default():
     assert base == {"kind": "deep", "source": "timm", "name": "x"}
     assert FeatureSource(FeatureStore("/tmp/x"), deep, precision="bf16").identity == base | {"precision": "bf16"}
     assert FeatureSource(FeatureStore("/tmp/x"), deep, decode="torchvision").identity == base | {"decode": "torchvision"}
+
+
+def test_tiny_query_boxes_are_named_and_rotated_jpegs_avoid_the_device_decoder(tmp_path):
+    ref = _photo(tmp_path / "a.jpg", 0)
+    with pytest.raises(ImageLoadError, match=r"query box .* is 5 x 5 pixels, smaller than min_image_side=32"):
+        ImageItem(ref, box=(10, 10, 15, 15)).load()
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.open(tmp_path / "a.jpg").save(tmp_path / "r.jpg", exif=exif)
+    assert ImageItem(ImageRef("r", tmp_path / "r.jpg")).plain_jpeg is None   # Pillow applies EXIF

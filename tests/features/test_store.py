@@ -71,10 +71,21 @@ def test_a_kill_leaves_whole_chunks_and_the_next_run_resumes_bitwise(tmp_path):
         get(store, FakeExtract(range(N), fail_at=3))           # dies inside chunk 1
     entry = entry_of(tmp_path)
     assert sorted(p.name for p in entry.glob("chunk_*")) == ["chunk_00000"]   # no half chunk
-    (entry / "chunk_00002.tmp-otherhost-123-abc").mkdir()    # debris of a writer killed mid-write
+    import os
+    import socket
+    import subprocess
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                               # a pid that no longer runs
+    here = socket.gethostname()
+    (entry / f"chunk_00002.tmp-{here}-{dead.pid}-abc").mkdir()     # killed writer on this host
+    (entry / "chunk_00001.tmp-otherhost-123-abc").mkdir()          # maybe alive on another node
+    old = entry / "chunk_00001.tmp-otherhost-456-def"
+    old.mkdir()
+    os.utime(old, (time.time() - 3 * 86400,) * 2)                  # days old: its writer is gone
     ex = FakeExtract(range(N))
     feats = get(store, ex)
-    assert ex.chunks == [1, 2] and not list(entry.glob("*.tmp*"))
+    assert ex.chunks == [1, 2]
+    assert [p.name for p in entry.glob("*.tmp*")] == ["chunk_00001.tmp-otherhost-123-abc"]
     fresh = get(FeatureStore(tmp_path / "fresh", "float16", chunk_size=2), FakeExtract(range(N)))
     for a, b in zip(feats, fresh):
         np.testing.assert_array_equal(a.descriptors, b.descriptors)
@@ -106,7 +117,8 @@ def test_overwritten_bytes_are_caught_at_first_read_set_aside_and_re_extracted(t
     assert len(list((entry_of(tmp_path) / "set_aside").iterdir())) == 1
 
 
-@pytest.mark.parametrize("damage", ["copy_over", "truncate", "lose_index", "lose_record", "garble_record"])
+@pytest.mark.parametrize("damage", ["copy_over", "truncate", "lose_index", "lose_record", "garble_record",
+                                    "null_record", "record_without_sizes"])
 def test_damaged_chunks_are_set_aside_at_open_and_never_wedge_the_store(tmp_path, damage, caplog):
     store = FeatureStore(tmp_path, "float32", chunk_size=2)
     get(store, FakeExtract(range(N)))
@@ -121,8 +133,14 @@ def test_damaged_chunks_are_set_aside_at_open_and_never_wedge_the_store(tmp_path
         (chunk / "index.npy").unlink()
     elif damage == "lose_record":
         (chunk / "record.json").unlink()                       # looks like an earlier version's chunk
-    else:
+    elif damage == "garble_record":
         (chunk / "record.json").write_text("{not json")
+    elif damage == "null_record":
+        (chunk / "record.json").write_text("null")
+    else:
+        record = json.loads((chunk / "record.json").read_text())
+        del record["files"]["index.npy"]["bytes"]
+        (chunk / "record.json").write_text(json.dumps(record))
     for _ in range(2):                                        # and the next run is clean
         ex = FakeExtract(range(N))
         with caplog.at_level(logging.WARNING):
@@ -138,6 +156,24 @@ def test_a_replaced_image_file_re_extracts_only_its_chunk(tmp_path):
     ex = FakeExtract([0, 1, 2, 30, 4])
     feats = get(store, ex, stamps=["a", "a", "a", "b", "a"])    # im3 changed on disk
     assert ex.chunks == [1] and values(feats) == [0, 1, 2, 30, 4]
+
+
+def test_copied_files_with_new_stamps_but_the_same_content_are_kept(tmp_path):
+    """A dataset copied or re-downloaded (new mtimes, same bytes) keeps its features; a file whose
+    bytes changed is re-extracted."""
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    content = [f"h{i}" for i in range(N)]
+    store.get("toy", NAMES, NAMES, ["a"] * N, {"fake": 1}, FakeExtract(range(N)),
+              content_hash=lambda i: content[i], progress=False)
+    content[4] = "changed"
+    ex = FakeExtract([0, 1, 2, 3, 40])
+    feats = store.get("toy", NAMES, NAMES, ["b"] * N, {"fake": 1}, ex,
+                      content_hash=lambda i: content[i], progress=False)
+    assert ex.chunks == [2] and values(feats) == [0, 1, 2, 3, 40]
+    ex = FakeExtract(range(N))                                # the refreshed stamps now match
+    store.get("toy", NAMES, NAMES, ["b"] * N, {"fake": 1}, ex, content_hash=lambda i: content[i],
+              progress=False)
+    assert ex.chunks == []
 
 
 def _legacy_chunk(path, vals, names):
@@ -159,7 +195,7 @@ def test_chunks_of_earlier_versions_are_kept_after_checks(tmp_path):
         _legacy_chunk(entry / f"chunk_{c:05d}", [10 + i for i in range(lo, min(N, lo + 2))],
                       NAMES[lo:lo + 2])
     ex = FakeExtract(range(N))
-    feats = get(store, ex, adoptable=lambda i: i != 4)        # im4 is decoded differently now
+    feats = get(store, ex, adoptable=lambda i, written: i != 4)   # im4 is decoded differently now
     assert ex.chunks == [2] and values(feats) == [10, 11, 12, 13, 4]
     assert (entry / "chunk_00000" / "record.json").exists()
     ex = FakeExtract(range(N))
