@@ -10,15 +10,18 @@ Layout of an entry, ``root/<dataset>/<key>/``:
 - ``chunk_00000/`` ...: ``descriptors.npy`` (sum of n_i, d), ``positions.npy`` (sum of n_i, 2),
   ``index.npy`` (images, 4: start, count, grid h, grid w; h = w = -1 without a grid) and
   ``record.json``: the image names, each image's stamp (file size and modification time, so a
-  replaced file is noticed), and every file's size, shape, dtype and CRC-32. The record is written
+  replaced file is noticed) and content digest (so a merely copied one is not), and every
+  array's size, shape, dtype and CRC-32. The record is written
   last into a private temporary folder that is then renamed into place, so a chunk is either whole
   or absent, whatever is killed when.
-- ``locks/chunk_00000.lock``: one lock per chunk (``filelock``; fcntl locks, which the kernel
-  releases when a process dies, also over NFS). A writer takes a chunk's lock, checks again that the
-  chunk is still missing, extracts and commits it; chunks locked by others are skipped and waited
-  for at the end, so N processes share one extraction and each chunk is extracted once.
+- ``locks/chunk_00000.lock``: one lock per chunk (``filelock``'s flock locks, which the kernel
+  releases when a process dies; Linux emulates them with fcntl locks over NFS). A writer takes a
+  chunk's lock, checks again that the chunk is still missing, extracts and commits it; chunks
+  locked by others are skipped and waited for at the end, so N processes share one extraction and
+  each chunk is extracted once.
 - ``set_aside/``: chunks that failed a check (truncated, overwritten, foreign, stale), moved away
-  with a warning naming them, then re-extracted. Nothing is deleted but debris of killed writers.
+  with a warning naming them, then re-extracted. Nothing is deleted but debris of writers that are
+  gone (``_is_stale_debris``): live work survives even where locks do not reach across nodes.
 
 Checks: sizes, shapes, dtype, names and image stamps of every chunk when an entry is opened (cheap);
 each chunk's CRC-32 the first time a process reads it (``verify_checksums``; about 2.8 GB/s here,
