@@ -54,7 +54,8 @@ class ExtractConfig(ExecutionSettings):
     dataset: Any = MISSING
     store: StoreConfig = field(default_factory=StoreConfig)
     data_root: str = "data"
-    fit_on: list = field(default_factory=list)   # also extract these datasets (PCA / codebook sets)
+    fit_on: list = field(default_factory=list)   # also extract these datasets (PCA / codebook sets);
+    #   conf/extract.yaml defaults it to the dataset's own fit_on
     shard: int = 0                            # this job's index among num_shards (a start hint)
     num_shards: int = 1
 

@@ -26,7 +26,9 @@ def extract(cfg: DictConfig) -> dict:
     returns {dataset name: images}."""
     from benchmarks.configs import build_dataset, dataset_config
     from features.source import FeatureSource
-    from experiments.validate import check_backbone, check_execution
+    from experiments.config import ExtractConfig
+    from experiments.validate import check_backbone, check_execution, check_schema
+    check_schema(cfg, ExtractConfig)
     check_execution(cfg)
     check_backbone(cfg.backbone)
     if not (0 <= cfg.shard < cfg.num_shards):
@@ -36,7 +38,8 @@ def extract(cfg: DictConfig) -> dict:
     t = time.perf_counter()
     done = {}
     datasets = [build_dataset(cfg.dataset)]
-    datasets += [build_dataset(dataset_config(n, cfg.data_root, "fit_on")) for n in cfg.fit_on]
+    datasets += [build_dataset(dataset_config(n, cfg.data_root, "fit_on"))
+                 for n in dict.fromkeys(cfg.fit_on) if n and n != cfg.dataset.name]
     for ds in datasets:
         source.features(ds.name, ds.images)
         extra = ds.extra_query_images()

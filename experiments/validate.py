@@ -101,8 +101,28 @@ def instantiate_checked(node, group: str):
     return obj
 
 
+def check_schema(cfg: DictConfig, schema, path: str = "") -> None:
+    """Keys a typed node does not declare (Hydra accepts ``+postprocess.dimm=3`` into a
+    structured config): named, with the keys it has. Free-form groups (``_target_`` nodes) are
+    checked by their classes."""
+    import dataclasses
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in cfg:
+        if key == "hydra":
+            continue
+        if key not in fields:
+            where = path.rstrip(".") or "the config"
+            raise ConfigError(f"{path}{key}: {where} has no key {key!r}; its keys: {', '.join(sorted(fields))}")
+        node = cfg[key]
+        kind = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
+        if OmegaConf.is_dict(node) and dataclasses.is_dataclass(kind):
+            check_schema(node, kind, f"{path}{key}.")
+
+
 def check_run(cfg: DictConfig) -> None:
     """Everything ``deepagg-run`` can check before it touches data."""
+    from experiments.config import RunConfig
+    check_schema(cfg, RunConfig)
     check_execution(cfg)
     check_backbone(cfg.backbone)
     instantiate_checked(cfg.aggregator, "aggregator")

@@ -59,6 +59,14 @@ def chunk_problem(chunk: Path, dtype: str) -> str | None:
 EARLIER = "no record.json (written by an earlier version: the next run checks and adopts it)"
 
 
+def describe(extractor: dict) -> str:
+    """A short line telling entries apart: the extractor and the settings that differ most."""
+    if "descriptors_of" in extractor:
+        return "final descriptors of " + describe(extractor["descriptors_of"])
+    keys = ("kind", "name", "layer", "image_size", "max_keypoints", "precision", "decode")
+    return " ".join(f"{k}={extractor[k]}" for k in keys if k in extractor)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="deepagg-store", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=("list", "verify", "clean"))
@@ -69,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if not root.is_dir():
         print(f"deepagg-store: error: no store at {root} (set --root or $DEEPAGG_STORE)", file=sys.stderr)
         return 2
-    bad = 0
+    bad = checked = 0
     if args.command == "clean":
         freed = 0
         for aside in sorted(root.glob("*/*/set_aside")):
@@ -83,10 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             size = sum(f.stat().st_size for c in chunks for f in c.iterdir()) / 2 ** 20
             n = manifest.get("n_images", "?") if manifest else "? (unreadable manifest)"
-            print(f"{dataset:20s} {entry.name}  {n} images  {len(chunks)} chunks  {size:,.1f} MiB")
+            print(f"{dataset:20s} {entry.name}  {n} images  {len(chunks)} chunks  {size:,.1f} MiB  "
+                  f"{describe((manifest or {}).get('extractor', {}))}")
             continue
         dtype = (manifest or {}).get("dtype", "float16")
         for chunk in chunks:
+            checked += 1
             problem = chunk_problem(chunk, dtype)
             if problem is None:
                 continue
@@ -103,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                     os.rename(chunk, target)
                 print(f"  moved to {target}; the next run extracts it again")
     if args.command == "verify":
-        print(f"{bad} bad chunk(s) under {root}")
+        print(f"{checked} chunk(s) checked, {bad} bad, under {root}")
     return 1 if bad else 0
 
 

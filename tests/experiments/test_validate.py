@@ -33,6 +33,8 @@ def compose_run():
     (["top_k=0"], "top_k=0"), (["min_image_side=0"], "min_image_side=0"),
     (["backbone.resize=crop"], "backbone.resize='crop'"),
     (["+backbone.foo=1"], "backbone: DeepExtractor has no argument foo"),
+    (["+postprocess.dimm=3"], "postprocess.dimm: postprocess has no key 'dimm'"),
+    (["+store.x=1"], "store.x: store has no key 'x'"), (["+batchsize=4"], "the config has no key 'batchsize'"),
     (["+aggregator.foo=1"], "aggregator:"),
     (["postprocess.pca=false"], "postprocess.whiten=true needs postprocess.pca=true"),
 ])

@@ -1,0 +1,36 @@
+"""deepagg-store: list, verify (and set aside), clean."""
+import numpy as np
+
+from features import LocalFeatures
+from features.store import FeatureStore
+from features.store_cli import main
+
+
+def _fill(root):
+    def extract(claims, commit):
+        for spec in claims:
+            commit(spec, [LocalFeatures.from_map(np.full((3, 2, 2), i, np.float32))
+                          for i in range(spec.lo, spec.hi)])
+    names = [f"im{i}" for i in range(5)]
+    FeatureStore(root, "float32", chunk_size=2).get("toy", names, names, [""] * 5, {"kind": "deep", "name": "x"},
+                                                      extract, progress=False)
+    return next((root / "toy").iterdir())
+
+
+def test_verify_finds_a_damaged_chunk_sets_it_aside_and_clean_deletes_it(tmp_path, capsys):
+    entry = _fill(tmp_path)
+    assert main(["list", "--root", str(tmp_path)]) == 0
+    assert "5 images  3 chunks" in capsys.readouterr().out
+    assert main(["verify", "--root", str(tmp_path)]) == 0
+    assert "3 chunk(s) checked, 0 bad" in capsys.readouterr().out
+    desc = entry / "chunk_00001" / "descriptors.npy"
+    raw = bytearray(desc.read_bytes())
+    raw[-1] ^= 0xFF
+    desc.write_bytes(bytes(raw))
+    assert main(["verify", "--root", str(tmp_path), "--set-aside"]) == 1
+    out = capsys.readouterr().out
+    assert "chunk_00001: descriptors.npy does not match its checksum" in out and "moved to" in out
+    assert not (entry / "chunk_00001").exists() and (entry / "set_aside").is_dir()
+    assert main(["clean", "--root", str(tmp_path)]) == 0
+    assert not (entry / "set_aside").exists()
+    assert main(["verify", "--root", str(tmp_path / "nowhere")]) == 2
