@@ -41,6 +41,9 @@ _COMBINE_BYTES = 32 * 2**20
 class Reranker:
     """Base class: ``rerank`` returns (queries, database) descriptors to search instead."""
 
+    #: the neighbour counts of database-side augmentation (at most N - 1 other images)
+    database_side: tuple[str, ...] = ("dba_k",)
+
     @property
     def label(self) -> str:
         raise NotImplementedError
@@ -57,7 +60,7 @@ class Reranker:
         that the app stops before any work)."""
         for param in ("k", "dba_k"):
             k = getattr(self, param, 0)
-            limit = n if param == "k" else n - 1
+            limit = n - 1 if param in self.database_side else n   # DBA: the others only
             if k > limit:
                 raise ParameterError(param, k, f"larger than the database allows ({n} images); use "
                                      f"{param} <= {limit}", owner=type(self).__name__)
@@ -96,9 +99,7 @@ class QueryExpansion(Reranker):
     def rerank(self, queries, database, query_db_index=None, **search_options):
         q, x = _pair(queries, database)
         own = _own_index(query_db_index, len(q), len(x))
-        if self.k > len(x):
-            raise ParameterError("k", self.k, f"larger than the database ({len(x)} images); use "
-                                 f"k <= {len(x)}", owner=type(self).__name__)
+        self.check_database_size(len(x))
         new_q = expand(q, x, self.k, self.alpha, own, **search_options)
         return new_q, x
 
@@ -109,6 +110,8 @@ class DatabaseAugmentation(Reranker):
     the similarity-weighted form of Gordo et al., IJCV 2017, alpha > 0). Queries are unchanged.
     k = 0 leaves the database unchanged.
     """
+
+    database_side = ("k",)
 
     def __init__(self, k: int = 5, alpha: float = 0.0):
         self.k = _check_k(k, type(self).__name__)
@@ -121,6 +124,7 @@ class DatabaseAugmentation(Reranker):
     def rerank(self, queries, database, query_db_index=None, **search_options):
         q, x = _pair(queries, database)
         _own_index(query_db_index, len(q), len(x))
+        self.check_database_size(len(x))
         return q, augment(x, self.k, self.alpha, "k", type(self).__name__, **search_options)
 
 
@@ -143,9 +147,7 @@ class QueryExpansionWithDBA(Reranker):
     def rerank(self, queries, database, query_db_index=None, **search_options):
         q, x = _pair(queries, database)
         own = _own_index(query_db_index, len(q), len(x))
-        if self.k > len(x):
-            raise ParameterError("k", self.k, f"larger than the database ({len(x)} images); use "
-                                 f"k <= {len(x)}", owner=type(self).__name__)
+        self.check_database_size(len(x))
         x = augment(x, self.dba_k, self.dba_alpha, "dba_k", type(self).__name__, **search_options)
         return expand(q, x, self.k, self.alpha, own, **search_options), x
 

@@ -149,7 +149,7 @@ def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = No
     a time; ``then`` (post-processing) is applied to each batch, so only its output is kept.
     Images without features stop the run (``empty_images=error``, naming them) or get a zero row
     (``zero``) that matches nothing."""
-    empty = np.array([f.n == 0 for f in _each(feats)], dtype=bool)
+    empty = _counts(feats) == 0
     _check_empty(empty, names, empty_images)
     out: np.ndarray | None = None
     for s in range(0, len(feats), batch):
@@ -168,9 +168,11 @@ def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = No
     return out, empty
 
 
-def _each(feats: Sequence[LocalFeatures]):
-    """The features one by one (a StoredFeatures maps a chunk at a time)."""
-    return (feats[i] for i in range(len(feats)))
+def _counts(feats: Sequence[LocalFeatures]) -> np.ndarray:
+    """(N,) local features per image: from a store's indexes, without reading the features."""
+    if hasattr(feats, "counts"):
+        return feats.counts()
+    return np.array([f.n for f in feats], dtype=np.int64)
 
 
 def _check_empty(empty: np.ndarray, names: Sequence[str] | None, empty_images: str) -> None:
@@ -222,9 +224,9 @@ def stream_descriptors(source, dataset: RetrievalDataset, agg, chain, encoder_ke
         return out
 
     stored = source.descriptors(dataset.name, dataset.images, encode_rows, encoder_key)
-    empty = np.array([f.n == 0 for f in _each(stored)], dtype=bool)
+    empty = _counts(stored) == 0
     _check_empty(empty, [im.name for im in dataset.images], empty_images)
-    width = next(f.dim for f in _each(stored))
+    width = stored[0].dim     # empty images are (0, D) too
     X = np.zeros((len(stored), width), np.float32)
     for i in np.flatnonzero(~empty):
         X[i] = stored[i].descriptors[0]

@@ -213,11 +213,6 @@ class DeepExtractor:
                 y = torch.relu(y)
         return y.float().cpu()
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """(3, H, W) float32 in [0, 1] after the resize policy (for scripts and tests)."""
-        return ResizeImage(self.resize, self.image_size, self.interpolation)(image).transpose(
-            2, 0, 1).astype(np.float32) / 255.0
-
     def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]:
         """LocalFeatures of each image, in order; equal-size images share one forward pass."""
         prepare = self.preparer()

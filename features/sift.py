@@ -120,13 +120,6 @@ class SiftExtractor:
     def run(batch: Sequence[LocalFeatures]) -> list[LocalFeatures]:
         return list(batch)
 
-    def preprocess(self, image: Image.Image) -> np.ndarray:
-        """(H, W) uint8 grayscale after the resize policy."""
-        return self._features.gray(image)
-
-    def extract(self, gray: np.ndarray) -> LocalFeatures:
-        return self._features.extract(gray)
-
     def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]:
         """LocalFeatures of each image, in order."""
         return [self._features(im) for im in images]

@@ -237,6 +237,14 @@ class StoredFeatures(Sequence[LocalFeatures]):
     def __len__(self) -> int:
         return self._n
 
+    def counts(self) -> np.ndarray:
+        """(N,) local features per image, from the chunks' indexes alone."""
+        out = np.zeros(self._n, np.int64)
+        for c, d in enumerate(self._dirs):
+            index = np.load(d / "index.npy")
+            out[c * self._chunk_size:c * self._chunk_size + len(index)] = index[:, 1]
+        return out
+
     def content_key(self) -> str:
         """16 hex digits over what the chunks hold now (each record's image names, stamps, file
         digests and array checksums): changes whenever a chunk is re-extracted or replaced, so

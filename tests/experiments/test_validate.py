@@ -53,11 +53,12 @@ def test_threads_and_workers_follow_the_cores_of_the_job(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")                 # e.g. a joblib launcher worker
     assert cores_available() == 1 and plan(None, None) == (1, 0)
     assert plan(3, 2) == (3, 2)                                # explicit settings win
-    monkeypatch.setenv("OMP_NUM_THREADS", "4")
-    if cores_available() == 4:                                 # a machine with >= 4 cores
-        assert plan(None, None, "cpu", "deep") == (4, 0)       # the CNN needs every core
-        assert plan(None, None, "cuda", "deep") == (4, 3)      # decode while the GPU computes
-        assert plan(None, None, "cpu", "sift") == (4, 4)       # SIFT runs in the workers
+    from features import resources
+    monkeypatch.setattr(resources, "cores_available", lambda: 4)   # a 4-core job
+    assert plan(None, None, "cpu", "deep") == (4, 0)           # the CNN needs every core
+    assert plan(None, None, "cuda", "deep") == (4, 3)          # decode while the GPU computes
+    assert plan(None, None, "cpu", "sift") == (4, 4)           # SIFT runs in the workers
+    assert resources.batch_size(None, "cpu") == 1 and resources.batch_size(None, "cuda:1") == 32
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     assert cores_available() == 1
