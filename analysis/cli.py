@@ -36,6 +36,18 @@ def _mark_started() -> None:
     _STARTED = True
 
 
+def launcher_cpus() -> int | None:
+    """The cores the sweep's Hydra launcher granted this job (``hydra.launcher.cpus_per_task`` of
+    the submitit launchers; submitit's local executor sets neither an affinity mask nor
+    SLURM_CPUS_PER_TASK), None for single runs and launchers without the setting."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    value = HydraConfig.get().launcher.get("cpus_per_task")
+    return int(value) if isinstance(value, int) and value > 0 else None
+
+
 def report_errors(task):
     """Run ``task``; a project error (bad setting, file or dataset) prints one line and exits 2;
     anything else propagates with its traceback (Hydra prints it and exits 1)."""
@@ -52,9 +64,18 @@ def report_errors(task):
 
 
 def _fail(e: Exception):
-    log.error("%s", e)
+    _log_to_files(f"{e}")
     print(f"{Path(sys.argv[0]).name}: error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+def _log_to_files(message: str) -> None:
+    """The error into the run's log files (``run.log``) but not the console, where it is printed
+    once, on stderr."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers + log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def hydra_entry(app):

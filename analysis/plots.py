@@ -91,22 +91,36 @@ def _panels(n: int, width: float = 4.2, height: float = 3.3):
     return fig, axes[0]
 
 
+VALUE_FONTSIZE = 8   # value labels on bars
+LEGEND_FONTSIZE = 8
+
+
 def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]], fmt: str = "%.3f",
                   colors: dict[str, str] | None = None) -> None:
-    """Bars of ``series`` {label: {group: value}} side by side within each group (``colors``:
-    {label: colour}, default the colour cycle); the y axis from 0 (or below, for negative
-    values) with headroom for the value labels and a legend."""
+    """Bars of ``series`` {label: {group: value}} side by side within each group, the bars a
+    group has centred on its tick (a group without some series has no gap where its bar would
+    be); ``colors``: {label: colour}, default the colour cycle. The y axis from 0 (or below,
+    for negative values) with headroom for the value labels and a legend."""
     width = 0.8 / max(1, len(series))
     x = np.arange(len(groups))
+    present = [[label for label, values in series.items() if name in values] for name in groups]
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for s, (label, values) in enumerate(series.items()):
-        xs = [x[g] + (s - (len(series) - 1) / 2) * width for g, name in enumerate(groups) if name in values]
-        hs = [values[name] for name in groups if name in values]
-        bars = ax.bar(xs, hs, width, label=label, **({"color": colors[label]} if colors else {}))
-        ax.bar_label(bars, fmt=fmt, fontsize=6, padding=1)
+        xs, hs = [], []
+        for g, name in enumerate(groups):
+            if name in values:
+                here = present[g]
+                xs.append(x[g] + (here.index(label) - (len(here) - 1) / 2) * width)
+                hs.append(values[name])
+        color = colors[label] if colors else cycle[s % len(cycle)]
+        bars = ax.bar(xs, hs, width, label=label, color=color)
+        ax.bar_label(bars, fmt=fmt, fontsize=VALUE_FONTSIZE, padding=1,
+                     rotation=90 if len(series) > 3 else 0)
     values = [v for values in series.values() for v in values.values()]
     top, bottom = max(max(values, default=1.0), 0.0), min(min(values, default=0.0), 0.0)
     span = (top - bottom) or 1.0
-    ax.set_ylim(bottom - 0.15 * span if bottom < 0 else 0, top + 0.3 * span)
+    headroom = 0.45 if len(series) > 3 else 0.3   # vertical labels need more
+    ax.set_ylim(bottom - 0.2 * span if bottom < 0 else 0, top + headroom * span)
     ax.set_xticks(x, groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
 
 
@@ -131,21 +145,23 @@ def dim_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pd
         ax.set_ylabel(metric_label(metric))
         ax.set_title(ds)
         ax.grid(alpha=0.3)
-        ax.legend(title=_method_title(df), fontsize=7, title_fontsize=7)
+        ax.legend(title=_method_title(df), fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE)
     return save_figure(fig, path, pdf)
 
 
 def aggregator_bars(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP",
                     dim: int | None = None, pdf: bool = False):
-    """``metric`` per aggregator, or aggregator + re-ranking where some run was re-ranked
-    (groups), and dataset (bars), at descriptor dimension ``dim`` (default: each feature type's
-    most frequent one)."""
+    """``metric`` per aggregator (groups) and dataset (bars) at descriptor dimension ``dim``
+    (default: each feature type's most frequent one). Where some run was re-ranked, one panel
+    per dataset instead, the bars of each aggregator its re-rankings (``rerank_bars``)."""
     df = df[df[metric].notna()]
     if dim is None:
         df, dims = _at_usual_dims(df)
     else:
         df, dims = df[df["dim"] == dim], {ft: dim for ft in sorted(df["feature_type"].unique())}
     df = _newest(df)
+    if has_rerank(df):
+        return rerank_bars(df, path, metric, dims, pdf)
     labels = _method_labels(df)
     df = df.assign(method=labels)
     groups = sorted(set(labels))
@@ -155,11 +171,50 @@ def aggregator_bars(df: pd.DataFrame, path: Path | None = None, metric: str = "m
     _grouped_bars(ax, groups, series)
     ax.set_xlabel(_method_title(df))
     ax.set_ylabel(metric_label(metric))
-    methods = "aggregator, re-ranking" if has_rerank(df) else "aggregator"
-    ax.set_title(f"{metric} per {methods} and dataset ({_dims_text(dims)})")
-    ax.legend(title="dataset", fontsize=7, title_fontsize=7, loc="upper left", ncol=len(series))
+    ax.set_title(f"{metric} per aggregator and dataset ({_dims_text(dims)})")
+    ax.legend(title="dataset", fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE,
+              loc="upper left", ncol=len(series))
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path, pdf)
+
+
+def rerank_bars(df: pd.DataFrame, path: Path | None, metric: str, dims: dict[str, int],
+                pdf: bool = False):
+    """``metric`` per aggregator (groups; with the feature type where several) and re-ranking
+    (bars, by ``rerank_label``, "none" first, one colour each in every panel, one legend below),
+    one panel per dataset."""
+    several = df["feature_type"].nunique() > 1
+    df = df.assign(group=[f"{a} ({f})" if several else a
+                          for a, f in zip(df["aggregator"], df["feature_type"])],
+                   rerank_name=_rerank_names(df))
+    plain = sorted(set(df.loc[reranks(df) == NO_RERANK, "rerank_name"]))
+    names = plain + sorted(set(df["rerank_name"]) - set(plain))
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+    datasets = sorted(df["dataset"].unique())
+    width = max(5.0, 0.3 * df["group"].nunique() * len(names) + 1.5)
+    fig, axes = _panels(len(datasets), width=width, height=3.8)
+    for ax, ds in zip(axes, datasets):
+        sub = df[df["dataset"] == ds]
+        groups = sorted(sub["group"].unique())
+        series = {n: dict(zip(g["group"], g[metric])) for n, g in sub.groupby("rerank_name")}
+        _grouped_bars(ax, groups, {n: series[n] for n in names if n in series}, colors=colors)
+        ax.set_xlabel("aggregator")
+        ax.set_ylabel(metric_label(metric))
+        ax.set_title(f"{ds}: {metric} per aggregator and re-ranking ({_dims_text(dims)})")
+        ax.grid(axis="y", alpha=0.3)
+    handles = [matplotlib.patches.Patch(color=colors[n], label=n) for n in names]
+    ncol = min(4, len(names))
+    fig.legend(handles=handles, title="re-ranking", fontsize=LEGEND_FONTSIZE,
+               title_fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=ncol, frameon=False)
+    rows = -(-len(names) // ncol)
+    return save_figure(fig, path, pdf, rect=(0, (0.25 + 0.17 * rows) / fig.get_size_inches()[1], 1, 1))
+
+
+def _rerank_names(df: pd.DataFrame) -> pd.Series:
+    """Per row, its re-ranking as plots name it: ``rerank_label`` where present, else the config."""
+    names = df["rerank_label"] if "rerank_label" in df.columns else reranks(df)
+    return names.where(reranks(df) != NO_RERANK, NO_RERANK).astype(str)
 
 
 def gem_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
@@ -194,7 +249,7 @@ def gem_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pd
     ax.set_title(f"GeM between average (p = 1) and max pooling{chr(10) if note else ' '}"
                  f"(D = {dim}{note})", **({"fontsize": 9} if note else {}))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=LEGEND_FONTSIZE)
     return save_figure(fig, path, pdf)
 
 
@@ -229,7 +284,7 @@ def center_prior_plot(df: pd.DataFrame, path: Path | None = None, metric: str = 
     ax.set_ylabel(metric_label(metric))
     ax.set_title(f"Effect of the centre prior\n({_dims_text(dims)}{_rerank_note(sub, rerank)})",
                  fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.22), frameon=False)
+    ax.legend(fontsize=LEGEND_FONTSIZE, loc="upper center", ncol=2, bbox_to_anchor=(0.5, -0.22), frameon=False)
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path, pdf)
 
@@ -257,7 +312,7 @@ def feature_type_plot(df: pd.DataFrame, path: Path | None = None, metric: str = 
         note = _rerank_note(sub, rerank)
         ax.set_title(f"{ds}: deep vs SIFT local features{chr(10) if note else ''}{note[2:]}",
                      **({"fontsize": 9} if note else {}))
-        ax.legend(title="features", fontsize=7, title_fontsize=7, loc="upper left", ncol=2)
+        ax.legend(title="features", fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE, loc="upper left", ncol=2)
         ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path, pdf)
 
@@ -297,7 +352,7 @@ def rerank_gain_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "
         ax.grid(axis="y", alpha=0.3)
     handles = [matplotlib.patches.Patch(color=colors[n], label=n) for n in names]
     ncol = min(4, len(names))
-    fig.legend(handles=handles, title="re-ranking", fontsize=7, title_fontsize=7,
+    fig.legend(handles=handles, title="re-ranking", fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE,
                loc="lower center", ncol=ncol, frameon=False)
     rows = -(-len(names) // ncol)
     return save_figure(fig, path, pdf, rect=(0, (0.2 + 0.15 * rows) / fig.get_size_inches()[1], 1, 1))

@@ -85,15 +85,16 @@ def append_record(path: Path, record: dict) -> None:
 
 def gather(directory: Path) -> list[dict]:
     """Every record under ``directory`` (recursively), the newest per config hash, ordered by
-    dataset, extractor, aggregator and dimension."""
+    dataset, extractor, aggregator, dimension and re-ranking (none first)."""
     by_hash: dict[str, dict] = {}
     for p in sorted(Path(directory).rglob("results.jsonl")):
         for r in read_records(p):
             key = r.get("config_hash", id(r))
             if key not in by_hash or r.get("timestamp", "") >= by_hash[key].get("timestamp", ""):
                 by_hash[key] = r
-    return sorted(by_hash.values(), key=lambda r: (str(r.get("dataset")), str(r.get("extractor")),
-                                                   str(r.get("aggregator")), r.get("dim") or 0))
+    return sorted(by_hash.values(), key=lambda r: (
+        str(r.get("dataset")), str(r.get("extractor")), str(r.get("aggregator")), r.get("dim") or 0,
+        (r.get("rerank") or "none") != "none", str(r.get("rerank") or "")))
 
 
 def _jsonable(x):

@@ -134,8 +134,9 @@ def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_qu
           f"{len(df)} runs on {', '.join(sorted(df['dataset'].unique()))}; generated "
           f"{dt.datetime.now().isoformat(timespec='seconds')} by `deepagg-report`.", "",
           "## Ablation table", "",
-          "Methods as rows, dataset metrics as columns; the best measured value of each column in "
-          "bold. *(paper)* columns: Babenko & Lempitsky (2015), 256-D deep features, where the "
+          "Methods as rows, dataset metrics as columns (revisited datasets: E/mAP, mAP = Medium, "
+          "H/mAP); the best measured value of each column in bold, among deep and among SIFT "
+          "rows separately. *(paper)* columns: Babenko & Lempitsky (2015), 256-D deep features, where the "
           "aggregator, dataset and dimension match and nothing was re-ranked (the paper's table "
           "has no query expansion; analysis/paper.py). A *rerank* column appears when some run "
           "was re-ranked (none: the first search's ranking).", "",

@@ -141,7 +141,12 @@ def method_columns(df: pd.DataFrame) -> list[str]:
     return [c for c in METHOD_COLUMNS if c in df.columns and (c == "aggregator" or varies(c))]
 
 
-def ablation_table(df: pd.DataFrame, metrics: Sequence[str] = ("mAP", "N-S"),
+#: the metrics of an ablation table: mAP (Medium on revisited data) with revisited Easy and Hard
+#: beside it, UKBench's N-S
+ABLATION_METRICS = ("E/mAP", "mAP", "H/mAP", "N-S")
+
+
+def ablation_table(df: pd.DataFrame, metrics: Sequence[str] = ABLATION_METRICS,
                    index: Sequence[str] | None = None, paper: bool = True) -> pd.DataFrame:
     """Methods as rows (``index``, default ``method_columns``; runs without re-ranking first),
     one column ``"DATASET METRIC"`` per dataset and metric that has values, each followed by
@@ -186,13 +191,19 @@ def _sort_key(key: tuple, names: Sequence[str]) -> tuple:
 
 def best_mask(table: pd.DataFrame, decimals: int = 3) -> pd.DataFrame:
     """True at the best value (highest, at the displayed precision; ties all marked) of every
-    measured column; paper columns are never marked."""
+    measured column, within each feature type where the table has a ``feature_type`` key (deep
+    and SIFT rows are compared among themselves); paper columns are never marked."""
     mask = pd.DataFrame(False, index=table.index, columns=table.columns)
+    if "feature_type" in (table.index.names or []):
+        blocks = table.index.get_level_values("feature_type").astype(str)
+    else:
+        blocks = pd.Index([""] * len(table))
     for c in table.columns:
         if c.endswith(PAPER_SUFFIX) or table[c].isna().all():
             continue
         v = table[c].round(decimals)
-        mask[c] = v == v.max()
+        best = v.groupby(np.asarray(blocks)).transform("max")
+        mask[c] = (v == best) & v.notna()
     return mask
 
 

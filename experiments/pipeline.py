@@ -34,38 +34,60 @@ def fit_sets_read(cfg: DictConfig, learns: bool) -> dict[str, str]:
     return out
 
 
+#: what each setting that names a fitting set uses it for, said when that set is missing
+FIT_ROLES = {"postprocess.fit_on": "PCA-training set, postprocess.fit_on",
+             "aggregator_fit_on": "codebook / GMM / anchor training set, aggregator_fit_on"}
+
+
 def check_available(cfg: DictConfig, learns: bool, swept_datasets=()) -> None:
     """Stop before any work when a dataset this run (or a job of its sweep over
     ``swept_datasets``) will read, fitting sets included, or the backbone's weights are missing;
-    list everything missing and how to get it."""
+    list everything missing, the role of each dataset (test set, PCA-training set, codebook set)
+    and how to get it or do without it."""
     from benchmarks.availability import missing_requirements
     from features.weights import missing_weights
-    nodes, seen = [], set()
+    nodes: dict[str, object] = {}
+    roles: dict[str, list[str]] = {}
 
-    def add(node) -> None:
-        if node.name not in seen:
-            seen.add(node.name)
-            nodes.append(node)
+    def add(node, role: str) -> None:
+        nodes.setdefault(node.name, node)
+        if role not in roles.setdefault(node.name, []):
+            roles[node.name].append(role)
 
     jobs = [cfg]
     for name in swept_datasets:
         job = OmegaConf.create(OmegaConf.to_container(cfg, resolve=False))
         job.dataset = dataset_config(name, cfg.data_root, key="dataset")
         jobs.append(job)
+    fit_keys: dict[str, set[str]] = {}   # {fitting set: the settings that name it}
     for job in jobs:
-        add(job.dataset)
+        add(job.dataset, "test set")
         for key, name in fit_sets_read(job, learns).items():
             if name != job.dataset.name:
-                add(dataset_config(name, cfg.data_root, key=key))
-    missing = list(dict.fromkeys(missing_requirements(nodes)))
+                add(dataset_config(name, cfg.data_root, key=key), FIT_ROLES[key])
+                fit_keys.setdefault(name, set()).add(key)
+    missing = list(dict.fromkeys(missing_requirements(
+        list(nodes.values()), {n: "; ".join(r) for n, r in roles.items()})))
+    keys = sorted({k for n, ks in fit_keys.items() for k in ks
+                   if any(line.startswith(f"dataset {n} (") for line in missing)})
+    if keys:
+        own = cfg.dataset.name
+        missing.append("or learn on a set you have: " + "; ".join(
+            f"{k}=demo_holdout (ships with deepagg) or {k}={own} (the test set's own images)"
+            for k in keys))
     b = cfg.backbone
     if b.get("source") in ("torchvision", "timm"):
         line = missing_weights(b.source, b.name, b.weights)
         if line:
             missing.append(line)
     if missing:
-        raise ConfigError("cannot run, files are missing (benchmarks live under data_root=... or "
-                          "$DEEPAGG_DATA):\n  " + "\n  ".join(missing))
+        raise missing_files_error(missing, cfg.data_root)
+
+
+def missing_files_error(missing: list[str], data_root: str) -> ConfigError:
+    """The one error that lists everything missing (lines of ``missing_requirements``)."""
+    return ConfigError(f"cannot run, files are missing (benchmarks live under data_root="
+                       f"{data_root}, or $DEEPAGG_DATA):\n  " + "\n  ".join(missing))
 
 
 @contextmanager

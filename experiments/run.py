@@ -18,8 +18,9 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from analysis.machine import rounding_context
 from analysis.records import append_record, config_hash, library_versions, read_records
-from analysis.cli import hydra_entry, report_errors
+from analysis.cli import hydra_entry, launcher_cpus, report_errors
 from experiments.config import register
 
 log = logging.getLogger("deepagg")
@@ -60,6 +61,7 @@ def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) 
         "config_hash": chash,
         "config": resolved,
         "versions": library_versions(),
+        "rounding": rounding_context(cfg.device),
         "job_dir": str(job_dir),
         "timestamp": dt.datetime.now().isoformat(timespec="seconds"),
     }
@@ -107,7 +109,8 @@ def run(cfg: DictConfig) -> dict | None:
     check_available(cfg, learns, swept_datasets())
     t = time.perf_counter()
     from features.source import FeatureSource
-    ev = evaluate_config(cfg, FeatureSource.from_settings(cfg), cache_root=cfg.store.root)
+    ev = evaluate_config(cfg, FeatureSource.from_settings(cfg, cpu_limit=launcher_cpus()),
+                         cache_root=cfg.store.root)
     record = build_record(cfg, ev, choices, job_dir, h)
     append_record(results, record)
     save_rankings(job_dir / "rankings.npz", ev, cfg.top_k)

@@ -8,10 +8,11 @@ import os
 log = logging.getLogger(__name__)
 
 
-def cores_available() -> int:
+def cores_available(limit: int | None = None) -> int:
     """The CPU cores this process may use: its affinity mask (taskset, SLURM's cgroups), capped by
     a cgroup v2 CPU quota, SLURM_CPUS_PER_TASK and OMP_NUM_THREADS (which the joblib launcher sets
-    to cores / n_jobs in its workers) when set."""
+    to cores / n_jobs in its workers) when set, and by ``limit`` (the cores a launcher granted the
+    job, e.g. submitit's ``cpus_per_task``, which its local executor enforces nowhere)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
@@ -27,18 +28,20 @@ def cores_available() -> int:
         value = os.environ.get(var, "")
         if value.isdigit() and int(value) > 0:
             cores = min(cores, int(value))
+    if limit is not None and limit > 0:
+        cores = min(cores, int(limit))
     return max(1, cores)
 
 
 def plan(threads: int | None, num_workers: int | None, device: str = "cpu",
-         kind: str = "deep") -> tuple[int, int]:
+         kind: str = "deep", cpu_limit: int | None = None) -> tuple[int, int]:
     """(torch threads, loader workers): explicit settings win. By default torch uses every core of
     the job; loader workers (one thread each) decode and resize while the model computes:
     ``cores - 1`` of them (at most 8) when the model runs on a GPU; none for a CNN on the CPU,
     where the forward pass needs every core and decoding is a few per cent of it (measured:
     perf/extraction_speed.py); ``cores`` (at most 8) for SIFT, whose whole extraction runs in the
-    workers."""
-    cores = cores_available()
+    workers. ``cpu_limit``: see ``cores_available``."""
+    cores = cores_available(cpu_limit)
     t = threads if threads is not None else cores
     if num_workers is not None:
         w = num_workers
@@ -61,11 +64,12 @@ def batch_size(batch: int | None, device: str = "cpu") -> int:
 
 
 def apply(threads: int | None, num_workers: int | None, device: str = "cpu",
-          kind: str = "deep") -> tuple[int, int]:
+          kind: str = "deep", cpu_limit: int | None = None) -> tuple[int, int]:
     """Set torch's thread count and return the plan (see ``plan``)."""
-    t, w = plan(threads, num_workers, device, kind)
+    t, w = plan(threads, num_workers, device, kind, cpu_limit)
     import torch
     if torch.get_num_threads() != t:
         torch.set_num_threads(t)
-    log.info("threads: torch %d, loader workers %d (%d cores available)", t, w, cores_available())
+    log.info("threads: torch %d, loader workers %d (%d cores available)", t, w,
+             cores_available(cpu_limit))
     return t, w

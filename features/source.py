@@ -112,13 +112,15 @@ class FeatureSource:
         self._extractor = None
 
     @classmethod
-    def from_settings(cls, cfg, backbone=None) -> "FeatureSource":
+    def from_settings(cls, cfg, backbone=None, cpu_limit: int | None = None) -> "FeatureSource":
         """The source an app's config describes (``store.*``, ``device``, ``precision``,
         ``decode``, ``batch_size``, ``num_workers``, ``threads``, ``min_image_side``, and
-        ``shard`` / ``num_shards`` where present), threads and workers sized to this job."""
+        ``shard`` / ``num_shards`` where present), threads and workers sized to this job
+        (``cpu_limit``: the cores its launcher granted, if it said so)."""
         from features import resources
         backbone = cfg.backbone if backbone is None else backbone
-        _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone))
+        _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone),
+                                     cpu_limit)
         st = cfg.store
         store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums)
         return cls(store, backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,

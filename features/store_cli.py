@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import sys
+import textwrap
 import uuid
 from pathlib import Path
 
@@ -68,10 +69,22 @@ def describe(extractor: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deepagg-store", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=("list", "verify", "clean"))
-    parser.add_argument("--root", type=Path, default=None, help="the store (default $DEEPAGG_STORE)")
-    parser.add_argument("--set-aside", action="store_true", help="move bad chunks to set_aside/")
+    parser = argparse.ArgumentParser(
+        prog="deepagg-store", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Look into a feature store and check it.",
+        epilog=textwrap.fill(f"The store is --root, else $DEEPAGG_STORE, else ~/.cache/deepagg/store (now: "
+               f"{default_root()}), the same default as deepagg-run's store.root. That default is "
+               "one store for every process of this account: give each project its own with "
+               "`export DEEPAGG_STORE=/path/to/project/store`. Exit codes: 0 every chunk sound, "
+               "1 some are not, 2 no store at the root.", 79))
+    parser.add_argument("command", choices=("list", "verify", "clean"), help=(
+        "list: entries (dataset, key, images, chunks, size, extractor); verify: every chunk "
+        "against its record (sizes, shapes, CRC-32); clean: delete what checks set aside"))
+    parser.add_argument("--root", type=Path, default=None,
+                        help="the store (default: $DEEPAGG_STORE, else ~/.cache/deepagg/store)")
+    parser.add_argument("--set-aside", action="store_true",
+                        help="with verify: move bad chunks to set_aside/ (under their locks), so "
+                             "that the next run extracts them again")
     args = parser.parse_args(argv)
     root = (args.root or default_root()).expanduser()
     if not root.is_dir():

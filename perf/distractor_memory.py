@@ -151,11 +151,14 @@ def plot(rows, path: Path, kib: float, ms: float) -> None:
         ax.loglog(proj, [y[-1], end], "--", label="projected (linear)")
         for xi, yi in list(zip(n, y)) + [(proj[1], end)]:
             ax.annotate(f"{yi:,.0f}" if yi >= 100 else f"{yi:.1f}", (xi, yi), textcoords="offset points",
-                        xytext=(0, 6), ha="center", fontsize=7)
+                        xytext=(0, 6), ha="center", fontsize=8)
+        # room for the first and last labels inside the axes (log axes: factors, not offsets)
+        ax.set_xlim(n[0] / 2.5, proj[1] * 2.5)
+        ax.set_ylim(min(y) / 1.6, max(end, max(y)) * 1.8)
         ax.set_xlabel("database images")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8, loc="upper left")
     fig.suptitle("deepagg-run from the store against the database size (demo + synthetic distractors)",
                  fontsize=9)
     fig.tight_layout()

@@ -14,3 +14,32 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"benchmark material not found at {SHARED_DATA} (only present in the dev/CI checkout)")
     return SHARED_DATA
+
+
+# ----------------------------------------------------------------------------- one extraction per session
+# The end-to-end tests share these instead of each extracting the demo from scratch. They are
+# read, copied or compared against; a test that writes into a store copies it first.
+from apps import FAST_STORE, deepagg  # noqa: E402
+
+
+class DefaultRun:
+    """The default ``deepagg-run`` (no arguments) on a fresh store: its working folder, store,
+    job folder and completed process."""
+
+    def __init__(self, root: Path, process):
+        self.root, self.store, self.process = root, root / "store", process
+        (self.job,) = (root / "outputs" / "default").iterdir()
+
+
+@pytest.fixture(scope="session")
+def default_run(tmp_path_factory) -> DefaultRun:
+    root = tmp_path_factory.mktemp("default_run")
+    return DefaultRun(root, deepagg([], root, root / "store"))
+
+
+@pytest.fixture(scope="session")
+def fast_store(tmp_path_factory) -> Path:
+    """demo and demo_holdout at 160 px (``FAST_STORE``), extracted once by deepagg-extract."""
+    root = tmp_path_factory.mktemp("fast_store")
+    deepagg([*FAST_STORE, "fit_on=[demo_holdout]"], root, root / "store", app="experiments.extract")
+    return root / "store"

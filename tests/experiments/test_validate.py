@@ -54,7 +54,9 @@ def test_threads_and_workers_follow_the_cores_of_the_job(monkeypatch):
     assert cores_available() == 1 and plan(None, None) == (1, 0)
     assert plan(3, 2) == (3, 2)                                # explicit settings win
     from features import resources
-    monkeypatch.setattr(resources, "cores_available", lambda: 4)   # a 4-core job
+    monkeypatch.setattr(resources, "cores_available",              # a 4-core job
+                        lambda limit=None: min(4, limit or 4))
+    assert plan(None, None, "cpu", "deep", cpu_limit=2) == (2, 0)   # a launcher granted 2
     assert plan(None, None, "cpu", "deep") == (4, 0)           # the CNN needs every core
     assert plan(None, None, "cuda", "deep") == (4, 3)          # decode while the GPU computes
     assert plan(None, None, "cpu", "sift") == (4, 4)           # SIFT runs in the workers
