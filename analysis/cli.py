@@ -1,5 +1,6 @@
 """What every Hydra app of deepagg shares: one line and exit code 2 for bad input, Hydra's own
-config errors included; a traceback and exit code 1 for bugs.
+config errors included; a traceback and exit code 1 for bugs; in a multirun, a failed job is
+recorded and the sweep goes on, exiting 2 (or 1 after a crash) at its end.
 
 Hydra reports a config error (unknown key, missing config, bad override) before the app starts,
 and an exception of a job after the run or sweep has started, both with exit code 1. The
@@ -48,19 +49,70 @@ def launcher_cpus() -> int | None:
     return int(value) if isinstance(value, int) and value > 0 else None
 
 
-def report_errors(task):
-    """Run ``task``; a project error (bad setting, file or dataset) prints one line and exits 2;
-    anything else propagates with its traceback (Hydra prints it and exits 1)."""
+#: the status of a configuration that stopped on a project error (a setting, a file, the data)
+#: and of one that crashed (a bug); records without ``status`` completed ("ok")
+FAILED, CRASHED = "failed", "crashed"
+
+
+def in_multirun() -> bool:
+    """Whether this process runs a job of a Hydra multirun (or launches one)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def report_errors(task, on_failure=None):
+    """Run ``task``. A single run: a project error (bad setting, file or dataset) prints one line
+    and exits 2; anything else propagates with its traceback (Hydra prints it and exits 1).
+
+    A job of a multirun never ends the sweep. With ``on_failure`` (deepagg-run), its error is
+    logged in its own job folder (``run.log``; a crash with its traceback), ``on_failure(error,
+    status)`` records it (``FAILED`` or ``CRASHED``), and the sweep goes on; the launching process
+    exits non-zero at the end (``SweepFailures``). Without it, the exception is left to Hydra,
+    which keeps it as that job's failure, runs the other jobs and then stops with exit code 1."""
     from hydra.errors import InstantiationException
     _mark_started()
     try:
         return task()
-    except DeepaggError as e:
-        return _fail(e)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, DeepaggError):
-            return _fail(e.__cause__)
-        raise
+    except Exception as e:   # noqa: BLE001 -- sorted below: project errors, then bugs
+        error = e.__cause__ if isinstance(e, InstantiationException) and isinstance(
+            e.__cause__, DeepaggError) else e
+        project = isinstance(error, DeepaggError)
+        if not in_multirun():
+            if project:
+                return _fail(error)
+            raise
+        if on_failure is None:   # Hydra keeps it as the job's failure; the batch's other jobs run
+            raise
+        if project:
+            log.error("this configuration failed: %s", error)
+        else:
+            log.exception("this configuration crashed (a bug; the sweep goes on)")
+        on_failure(error, FAILED if project else CRASHED)
+        return None
+
+
+class SweepFailures:
+    """The configurations of a sweep that failed, found by the gathering callback in the
+    launching process; ``hydra_entry`` exits 2 (all failed on project errors) or 1 (some crashed)
+    after the sweep when there are any."""
+    statuses: list[str] = []
+
+    @classmethod
+    def report(cls, failures: list[tuple[str, str, str]]) -> None:
+        """``failures``: (configuration, status, message) each; printed once, on stderr."""
+        cls.statuses = [status for _, status, _ in failures]
+        if failures:
+            lines = "\n  ".join(f"{conf}: {status}: {message}" for conf, status, message in failures)
+            print(f"{Path(sys.argv[0]).name}: error: {len(failures)} configuration(s) of the sweep "
+                  f"did not complete (the others were gathered; run the sweep again to retry "
+                  f"only these):\n  {lines}", file=sys.stderr)
+
+    @classmethod
+    def exit_code(cls) -> int:
+        if not cls.statuses:
+            return 0
+        return 1 if CRASHED in cls.statuses else 2
 
 
 def _fail(e: Exception):
@@ -88,4 +140,6 @@ def hydra_entry(app):
             if e.code == 1 and not _STARTED:
                 sys.exit(2)
             raise
+        if SweepFailures.exit_code():
+            sys.exit(SweepFailures.exit_code())
     return main

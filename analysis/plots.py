@@ -119,8 +119,7 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]], fm
     values = [v for values in series.values() for v in values.values()]
     top, bottom = max(max(values, default=1.0), 0.0), min(min(values, default=0.0), 0.0)
     span = (top - bottom) or 1.0
-    headroom = 0.45 if len(series) > 3 else 0.3   # vertical labels need more
-    ax.set_ylim(bottom - 0.2 * span if bottom < 0 else 0, top + headroom * span)
+    ax.set_ylim(bottom - 0.2 * span if bottom < 0 else 0, top + 0.3 * span)
     ax.set_xticks(x, groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
 
 

@@ -44,6 +44,12 @@ def library_versions() -> dict:
     return out
 
 
+def completed(record: dict) -> bool:
+    """Whether a record is of a configuration that was evaluated (not one that failed or
+    crashed in a sweep: those carry ``status`` and an ``error``, and no metrics)."""
+    return record.get("status", "ok") == "ok"
+
+
 def read_records(path: Path) -> list[dict]:
     """Records of one results.jsonl. A line that is not a whole JSON record (the torn tail of a
     killed writer) is skipped with a warning naming the file and the line; no record is lost."""

@@ -17,7 +17,7 @@ TIME_COLUMNS = ["extract_s", "aggregate_s"]
 #: columns that describe a run rather than measure it
 DESCRIPTIVE = ["dataset", "feature_type", "extractor", "aggregator", "aggregator_class", "params",
                "rerank", "rerank_label", "dim", "fit_on", "whiten", "experiment", "config_hash",
-               "job_dir", "timestamp"]
+               "job_dir", "timestamp", "status", "error"]
 #: candidate row keys of an ablation table, in display order
 METHOD_COLUMNS = ["feature_type", "extractor", "aggregator", "params", "rerank", "rerank_label",
                   "dim", "fit_on", "whiten"]
@@ -37,16 +37,17 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         post = r.get("postprocess", {})
         params = r.get("aggregator_params", {}) or {}
         rerank = r.get("rerank") or NO_RERANK
-        row = {"dataset": r["dataset"], "feature_type": r.get("feature_type", "deep"),
-               "extractor": r.get("extractor"), "aggregator": r["aggregator"],
+        row = {"dataset": r.get("dataset", "?"), "feature_type": r.get("feature_type", "deep"),
+               "extractor": r.get("extractor"), "aggregator": r.get("aggregator", "?"),
                "aggregator_class": r.get("aggregator_class"),
                "params": ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
                "rerank": rerank,
                "rerank_label": mark_reconstruction(str(r.get("rerank_label") or rerank), rerank),
-               "dim": r["dim"], "fit_on": post.get("fit_on"), "whiten": post.get("whiten"),
-               "experiment": r.get("experiment")}
+               "dim": r.get("dim"), "fit_on": post.get("fit_on"), "whiten": post.get("whiten"),
+               "experiment": r.get("experiment"), "status": r.get("status", "ok"),
+               "error": r.get("error", "")}
         row.update({f"agg.{k}": v for k, v in params.items()})
-        row.update(r["metrics"])
+        row.update(r.get("metrics") or {})
         row.update(r.get("timings", {}))
         row["config_hash"] = r.get("config_hash")
         row["job_dir"] = r.get("job_dir")
@@ -104,9 +105,11 @@ def paper_column(df: pd.DataFrame) -> pd.Series:
 def format_table(df: pd.DataFrame) -> str:
     """Markdown table: identity (``rerank`` only when some row was re-ranked), metrics
     (3 decimals), the paper's number where the setting is the paper's (column ``paper``),
-    extraction and aggregation seconds."""
+    extraction and aggregation seconds; ``status`` and ``error`` (its first line) when some
+    configuration of a sweep failed."""
     ids = [c for c in ID_COLUMNS if c in df.columns and (c != "rerank" or has_rerank(df))]
-    out = df[ids + metric_columns(df)].copy()
+    failed = "status" in df.columns and bool((df["status"] != "ok").any())
+    out = df[ids + (["status"] if failed else []) + metric_columns(df)].copy()
     if "rerank" in ids:
         out["rerank"] = rerank_names(df)
     paper = paper_column(df)
@@ -115,7 +118,10 @@ def format_table(df: pd.DataFrame) -> str:
     for c in TIME_COLUMNS:
         if c in df.columns:
             out[c] = df[c]
-    return out.to_markdown(index=False, floatfmt=".3f")
+    if failed:
+        out["error"] = df["error"].fillna("").astype(str).map(lambda e: e.splitlines()[0][:120] if e else "")
+        out = out.astype(object).where(out.notna(), None)    # a failed row has no numbers: blank
+    return out.to_markdown(index=False, floatfmt=".3f", missingval="")
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path) -> None:

@@ -7,12 +7,16 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from analysis.cli import SweepFailures
+from analysis.records import completed
+
 log = logging.getLogger("deepagg")
 
 
 class GatherResults(Callback):
     """At the end of a multirun, write ``results.csv``, ``table.md`` and ``comparison.png`` into
-    the sweep directory from every ``results.jsonl`` below it, and print the table."""
+    the sweep directory from every ``results.jsonl`` below it, print the table, and list the
+    configurations that failed or crashed (the app then exits non-zero)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from analysis.tables import format_table, records_frame
@@ -26,3 +30,5 @@ class GatherResults(Callback):
         write_outputs(sweep_dir)
         print(format_table(records_frame(records)))
         log.info("gathered %d records into %s", len(records), sweep_dir)
+        SweepFailures.report([(Path(r.get("job_dir", "?")).name, r["status"], r.get("error", ""))
+                              for r in records if not completed(r)])

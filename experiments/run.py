@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from analysis.machine import rounding_context
-from analysis.records import append_record, config_hash, library_versions, read_records
+from analysis.records import append_record, completed, config_hash, library_versions, read_records
 from analysis.cli import hydra_entry, launcher_cpus, report_errors
 from experiments.config import register
 
@@ -83,9 +83,10 @@ def write_outputs(job_dir: Path) -> None:
     records = gather(job_dir)
     if not records:
         return
-    df = records_frame(records)
-    write_tables(df, job_dir)
-    comparison_plot(df, job_dir / "comparison.png")
+    write_tables(records_frame(records), job_dir)
+    done = [r for r in records if completed(r) and r.get("metrics")]
+    if done:
+        comparison_plot(records_frame(done), job_dir / "comparison.png")
 
 
 def swept_datasets() -> list[str]:
@@ -101,7 +102,8 @@ def run(cfg: DictConfig) -> dict | None:
     choices = dict(HydraConfig.get().runtime.choices)
     h = config_hash(OmegaConf.to_container(cfg, resolve=True))
     results = job_dir / "results.jsonl"
-    if cfg.skip_existing and any(r.get("config_hash") == h for r in read_records(results)):
+    if cfg.skip_existing and any(r.get("config_hash") == h and completed(r)
+                                 for r in read_records(results)):
         log.info("skipping: configuration %s already evaluated in %s", h, results)
         return None
     check_run(cfg)
@@ -122,9 +124,34 @@ def run(cfg: DictConfig) -> dict | None:
     return record
 
 
+def record_failure(cfg: DictConfig, error: Exception, status: str) -> None:
+    """A record for a configuration of a sweep that did not complete: what it was, ``status``
+    (analysis.cli.FAILED or CRASHED) and the ``error`` message, no metrics. A rerun of the sweep
+    evaluates it again (``skip_existing`` skips completed records only)."""
+    job_dir = Path(HydraConfig.get().runtime.output_dir)
+    choices = dict(HydraConfig.get().runtime.choices)
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+    except Exception:   # noqa: BLE001 -- an interpolation that cannot resolve is the failure itself
+        resolved = OmegaConf.to_container(cfg, resolve=False)
+    dataset = resolved.get("dataset") or {}
+    post = resolved.get("postprocess") or {}
+    append_record(job_dir / "results.jsonl", {
+        "experiment": cfg.get("experiment_name"), "status": status, "error": str(error),
+        "error_type": type(error).__name__,
+        "dataset": dataset.get("name", choices.get("dataset")) if isinstance(dataset, dict) else "?",
+        "aggregator": aggregator_label(choices.get("aggregator", "custom"),
+                                       list(HydraConfig.get().overrides.task)),
+        "extractor": choices.get("backbone", "custom"), "rerank": choices.get("rerank", "none"),
+        "dim": post.get("dim") if post.get("pca") else None,
+        "postprocess": post, "metrics": {}, "config_hash": config_hash(resolved), "config": resolved,
+        "versions": library_versions(), "job_dir": str(job_dir),
+        "timestamp": dt.datetime.now().isoformat(timespec="seconds")})
+
+
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="config")
 def _app(cfg: DictConfig) -> None:
-    report_errors(lambda: run(cfg))
+    report_errors(lambda: run(cfg), on_failure=lambda e, status: record_failure(cfg, e, status))
 
 
 main = hydra_entry(_app)

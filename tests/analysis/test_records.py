@@ -38,3 +38,10 @@ def test_config_hash_ignores_how_fast_a_run_goes():
                                                                   "chunk_size": 8}})
     assert config_hash(stored) != config_hash(stored | {"store": {"root": "/a", "dtype": "float32",
                                                                   "chunk_size": 64}})
+
+
+def test_gather_orders_each_setting_with_no_reranking_first(tmp_path):
+    for rerank in ("dba", "aqe", "none", "alpha_qe"):
+        append_record(tmp_path / "results.jsonl", {"config_hash": rerank, "dataset": "d",
+                                                   "aggregator": "sum", "dim": 8, "rerank": rerank})
+    assert [r["rerank"] for r in gather(tmp_path)] == ["none", "alpha_qe", "aqe", "dba"]

@@ -271,3 +271,20 @@ def test_one_rerank_prefers_runs_without_reranking(make_record, sweep):
                           (("sum", "aqe"), ("max", "aqe"), ("sum", "dba_aqe"))])
     df, rr = one_rerank(only)
     assert rr == "aqe" and df["aggregator"].tolist() == ["sum", "max"]
+
+
+def test_best_values_are_marked_within_each_feature_type(make_record):
+    # SIFT's best (0.60) is marked although deep rows beat it: they are not rivals
+    r = make_record
+    t = ablation_table(records_frame([r("demo", "sum", .90), r("demo", "max", .95),
+                                      r("demo", "sum", .60, feature_type="sift"),
+                                      r("demo", "max", .30, feature_type="sift")]))
+    best = best_mask(t)
+    marked = {k for k in t.index if best.loc[k, "demo mAP"]}
+    assert marked == {("deep", "vgg19_paper", "max"), ("sift", "sift", "sum")}
+
+
+def test_revisited_datasets_show_easy_medium_and_hard(make_record):
+    t = ablation_table(records_frame([make_record("roxford5k", "sum", .50, extra={"E/mAP": .70, "H/mAP": .25})]))
+    assert list(t.columns) == ["roxford5k E/mAP", "roxford5k mAP", "roxford5k H/mAP"]
+    assert t.iloc[0].tolist() == [.70, .50, .25]

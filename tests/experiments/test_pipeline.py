@@ -108,3 +108,32 @@ def test_fit_cache_fits_once_per_key(tmp_path):
     other = fitted.fit_key(fitted.estimator_description(SumPooling()), "set-A")
     assert other != key and fitted.fit_key(fitted.estimator_description(SumPooling()), "set-B") != other
     assert fitted.cached_fit(None, "x", key, fit) == {"state": 2}   # no cache: fits
+
+
+def test_missing_sets_are_named_with_their_role_the_real_data_root_and_a_way_out():
+    cfg = _run_cfg(postprocess={"pca": True, "fit_on": "paris6k"}, aggregator_fit_on="paris6k")
+    with pytest.raises(ConfigError) as e:
+        check_available(cfg, learns=True)
+    text = str(e.value)
+    assert "data_root=/nowhere" in text and "data_root=..." not in text
+    assert "dataset custom (test set): missing" in text
+    assert ("dataset paris6k (PCA-training set, postprocess.fit_on; codebook / GMM / anchor "
+            "training set, aggregator_fit_on): missing images at /nowhere/paris6k/jpg") in text
+    assert "postprocess.fit_on=demo_holdout" in text and "aggregator_fit_on=custom" in text
+
+
+def test_the_custom_dataset_runs_offline_by_default(tmp_path):
+    """Your photos and their ground truth are all a custom run needs: PCA (and codebooks) learn on
+    demo_holdout, which ships with deepagg, unless you name another set."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from experiments.config import register
+    (tmp_path / "custom").mkdir()
+    (tmp_path / "custom" / "gnd.json").write_text("{}")
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose("config", overrides=["dataset=custom", f"data_root={tmp_path}", "aggregator=vlad"])
+    GlobalHydra.instance().clear()
+    assert cfg.postprocess.fit_on == "demo_holdout" and cfg.aggregator_fit_on == "demo_holdout"
+    check_available(cfg, learns=True)                 # nothing missing, nothing to download

@@ -126,6 +126,11 @@ def test_config_errors_exit_2_before_any_work(tmp_path):
         p = deepagg_run(args, tmp_path, tmp_path / "s", check=False)
         assert p.returncode == 2 and named in p.stderr, (args, p.stderr)
         assert "extracting" not in p.stdout + p.stderr and not (tmp_path / "s").exists()
+    for args in (["batch_size=0"], ["dataset=oxford5k", f"data_root={tmp_path / 'nothing'}"]):
+        p = deepagg_run(args, tmp_path, tmp_path / "s", check=False)   # the project's errors:
+        assert p.returncode == 2 and (p.stdout + p.stderr).count("error:") == 1, p.stdout + p.stderr
+    assert f"data_root={tmp_path / 'nothing'}" in p.stderr             # printed once, the real root
+    assert "oxford5k (test set)" in p.stderr and "paris6k (PCA-training set" in p.stderr
 
 
 def test_pca_dim_too_large_is_a_clear_error_and_keeps_features(tmp_path, fast_store):
@@ -226,3 +231,35 @@ def test_sharded_extraction_equals_sequential_and_runs_read_it(tmp_path, fast_st
     assert_same_chunks(shard_store, fast_store)
     p = deepagg_run([*FAST, "store.chunk_size=32"], tmp_path, shard_store)
     assert "extracting" not in p.stdout + p.stderr
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_failing_configuration_does_not_end_its_sweep(tmp_path, fast_store, launcher):
+    """dim=1000 cannot work on a 288-image PCA set, p=0 is no exponent: those jobs are recorded as
+    failed in their own folders, every other job runs and is gathered, the sweep exits 2 listing
+    them, and running it again evaluates only what did not complete."""
+    store = tmp_path / "store"
+    shutil.copytree(fast_store, store)
+    args = ["-m", "aggregator=gem", "aggregator.p=0,3", "postprocess.dim=16,1000", *FAST_STORE]
+    if launcher == "joblib":
+        args += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    p = deepagg_run(args, tmp_path, store, check=False)
+    assert p.returncode == 2, p.stdout + p.stderr
+    sweep = tmp_path / "multirun" / "default"
+    df = pd.read_csv(sweep / "results.csv")
+    assert len(df) == 4
+    ok = df[df["status"] == "ok"]
+    assert ok[["aggregator", "dim"]].values.tolist() == [["gem(p=3)", 16]] and ok["mAP"].iloc[0] > 0.5
+    failed = df[df["status"] == "failed"].sort_values(["aggregator", "dim"])
+    assert failed[["aggregator", "dim"]].values.tolist() == [["gem(p=0)", 16], ["gem(p=0)", 1000],
+                                                             ["gem(p=3)", 1000]]
+    assert failed["mAP"].isna().all() and failed["error"].str.contains("aggregator.p=0|postprocess.dim=1000").all()
+    assert "3 configuration(s) of the sweep did not complete" in p.stderr
+    (job,) = sweep.glob("aggregator.p=3,*postprocess.dim=1000*")
+    assert f"{job.name}: failed: postprocess.dim=1000" in p.stderr
+    log = (job / "run.log").read_text()
+    assert "this configuration failed: postprocess.dim=1000" in log     # in its own job folder
+    assert "| failed" in (sweep / "table.md").read_text()
+    again = deepagg_run(args, tmp_path, store, check=False)
+    assert again.returncode == 2
+    assert (again.stdout + again.stderr).count("skipping: configuration") == 1   # only p=3, dim=16

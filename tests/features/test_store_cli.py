@@ -34,3 +34,14 @@ def test_verify_finds_a_damaged_chunk_sets_it_aside_and_clean_deletes_it(tmp_pat
     assert main(["clean", "--root", str(tmp_path)]) == 0
     assert not (entry / "set_aside").exists()
     assert main(["verify", "--root", str(tmp_path / "nowhere")]) == 2
+
+
+def test_help_says_which_store_is_used_without_markup(capsys, monkeypatch):
+    monkeypatch.delenv("DEEPAGG_STORE", raising=False)
+    try:
+        main(["--help"])
+    except SystemExit as e:
+        assert e.code == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and "$DEEPAGG_STORE" in text and ".cache/deepagg/store" in text
+    assert "every process of this account" in text
