@@ -52,7 +52,8 @@ def completed(record: dict) -> bool:
 
 def read_records(path: Path) -> list[dict]:
     """Records of one results.jsonl. A line that is not a whole JSON record (the torn tail of a
-    killed writer) is skipped with a warning naming the file and the line; no record is lost."""
+    killed writer), or a record without metrics that is not a failed configuration's, is skipped
+    with a warning naming the file and the line; no record is lost."""
     out = []
     if not path.exists():
         return out
@@ -64,8 +65,11 @@ def read_records(path: Path) -> list[dict]:
                 log.warning("%s, line %d: not a whole record (a run killed while writing it?); "
                             "skipped", path, n)
                 continue
-            if isinstance(record, dict):
-                out.append(record)
+            if not isinstance(record, dict) or not (
+                    isinstance(record.get("metrics"), dict) or not completed(record)):
+                log.warning("%s, line %d: not a result record (no metrics); skipped", path, n)
+                continue
+            out.append(record)
     return out
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmarks.base import RetrievalDataset
+from benchmarks.errors import DatasetError
 from benchmarks.metrics import (mean_average_precision, mean_average_precision_from_ranks,
                                 ns_score, ns_score_from_ranks, ranks_after_junk_removal)
 from benchmarks.search import SearchResult, search
@@ -57,6 +58,22 @@ def protocol_setups(dataset: RetrievalDataset) -> tuple[list[Setup], list[np.nda
         return [Setup(tag, [_get(q.relevant, *pos) for q in qs], [_get(q.relevant, *junk) for q in qs])
                 for tag, (pos, junk) in kinds.items()], None
     raise ValueError(f"unknown protocol {dataset.protocol!r}")
+
+
+def check_scorable(dataset: RetrievalDataset) -> None:
+    """Stop before any work when ``dataset`` cannot be scored: no database image, no query, or no
+    query with a positive in its protocol's main setting (Medium for the revisited protocol)."""
+    where = dataset.meta.get("ground_truth", dataset.name) if isinstance(dataset.meta, dict) else dataset.name
+    if len(dataset.images) == 0:
+        raise DatasetError(f"dataset {dataset.name}: no database images (an empty imlist in {where}?)")
+    if len(dataset.queries) == 0:
+        raise DatasetError(f"dataset {dataset.name}: no queries (an empty qimlist / qidx in {where}?)")
+    setups, _ = protocol_setups(dataset)
+    main = next((st for st in setups if st.prefix == "M/"), setups[0])
+    if not any(len(p) for p in main.positives):
+        raise DatasetError(f"dataset {dataset.name}: no query has a positive image, so mAP is "
+                           f"undefined; check the ground truth {where} (its "
+                           f"{'easy/hard' if dataset.protocol == 'revisited' else 'ok'} lists)")
 
 
 def _collect(dataset: RetrievalDataset, per_setup, n_s) -> dict:

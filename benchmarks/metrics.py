@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from benchmarks.errors import DatasetError
+
 
 def average_precision(positive_ranks: np.ndarray, n_positives: int) -> float:
     """Oxford ``compute_ap``: trapezoidal AP from the 0-based ranks of the positives found,
@@ -81,7 +83,7 @@ def mean_average_precision_from_ranks(ranks: list[np.ndarray | None], n_positive
         prs[i] = [precision_at_k(ranks[i], k) for k in ks]
     valid = ~np.isnan(aps)
     if not valid.any():
-        raise ValueError("no query has a positive image: mAP is undefined for this ground truth")
+        raise DatasetError("no query has a positive image: mAP is undefined for this ground truth")
     out = {"mAP": float(aps[valid].mean()), "n_evaluated": int(valid.sum()), "aps": aps}
     for j, k in enumerate(ks):
         out[f"mP@{k}"] = float(prs[valid, j].mean())

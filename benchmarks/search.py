@@ -146,9 +146,9 @@ def faiss_topk(q: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.nda
     top k are put in index order."""
     try:
         import faiss
-    except ImportError:
+    except ImportError as e:
         raise ValueError("search backend=faiss needs the optional dependency: pip install "
-                         "faiss-cpu (or deepagg[faiss])") from None
+                         f"faiss-cpu (or deepagg[faiss]); importing it failed with: {e}") from None
     # faiss.knn: IndexFlatIP's exact search without copying the database into an index
     val, idx = faiss.knn(q, x, k + 1, metric=faiss.METRIC_INNER_PRODUCT)
     out_i, out_v = idx[:, :k].astype(np.int32), val[:, :k].copy()

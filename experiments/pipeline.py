@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.base import RetrievalDataset
 from benchmarks.configs import build_dataset, dataset_config
+from benchmarks.evaluation import check_scorable
 from benchmarks.errors import ConfigError, ParameterError
 from experiments import stages
 from experiments.validate import instantiate_checked
@@ -138,6 +139,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
     discard = cfg.store.local_features == "discard"
     with watch("total_s"):
         dataset = build_dataset(cfg.dataset)
+        check_scorable(dataset)
         agg = instantiate_checked(cfg.aggregator, "aggregator")
         if "device" in agg.get_params():
             agg.set_params(device=cfg.device)

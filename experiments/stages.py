@@ -121,7 +121,8 @@ def fit_aggregator(agg, fit_set: FitSet | None, cache_root=None):
     description = fitted.estimator_description(agg, ignore=("device",))
     key = fitted.fit_key(description, fit_set.identity if fit_set else "-")
     if agg.learns:
-        agg = fitted.cached_fit(cache_root, type(agg).__name__, key, lambda: agg.fit(fit_set.features))
+        agg = fitted.cached_fit(cache_root, type(agg).__name__, key, lambda: agg.fit(fit_set.features),
+                                expected=type(agg))
         if "device" in params:
             agg.set_params(device=params["device"])
     return agg, key
@@ -137,7 +138,7 @@ def fit_postprocess(chain, agg, agg_key: str, settings: dict, pca_set: FitSet | 
     if pca_set is None:
         return chain.fit(np.zeros((1, 1), np.float32)), key
     chain = fitted.cached_fit(cache_root, "postprocess", key, lambda: chain.fit(
-        encode(agg, pca_set.features, empty_images="zero")[0]))
+        encode(agg, pca_set.features, empty_images="zero")[0]), expected=type(chain))
     return chain, key
 
 

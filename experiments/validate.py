@@ -125,6 +125,8 @@ def check_run(cfg: DictConfig) -> None:
     check_schema(cfg, RunConfig)
     check_execution(cfg)
     check_backbone(cfg.backbone)
+    from features.store import check_dataset_name
+    check_dataset_name(str(cfg.dataset.name))
     instantiate_checked(cfg.aggregator, "aggregator")
     instantiate_checked(cfg.rerank, "rerank")
     post = cfg.postprocess
@@ -141,8 +143,13 @@ def check_run(cfg: DictConfig) -> None:
     if cfg.search_backend not in ("numpy", "faiss"):
         raise ConfigError(f"search_backend={cfg.search_backend!r}: expected numpy or faiss")
     if cfg.search_backend == "faiss":
-        import importlib.util
-        if importlib.util.find_spec("faiss") is None:
-            raise ConfigError("search_backend=faiss needs faiss: pip install faiss-cpu")
+        try:
+            import faiss  # noqa: F401 -- imported up front: a broken install is named before work
+        except ImportError as e:
+            import importlib.util
+            what = ("is not installed: pip install faiss-cpu" if importlib.util.find_spec("faiss") is None
+                    else f"is installed but does not import ({type(e).__name__}: {e}); reinstall it "
+                         "(pip install --force-reinstall faiss-cpu)")
+            raise ConfigError(f"search_backend=faiss: faiss {what}") from None
     _int_at_least("max_fit_images", cfg.max_fit_images, 2, optional=True)
     _int_at_least("seed", cfg.seed, 0)

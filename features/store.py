@@ -46,7 +46,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from benchmarks.errors import ParameterError, StoreError
+from benchmarks.errors import ConfigError, ImageLoadError, ParameterError, StoreError
 from features.local_features import LocalFeatures
 
 log = logging.getLogger(__name__)
@@ -216,12 +216,17 @@ class StoredFeatures(Sequence[LocalFeatures]):
         self._mapped: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._max_mapped = max(1, mapped_chunks)
 
+    def _first_read(self, c: int) -> None:
+        """The check every byte of chunk ``c`` passes before anything is read from it (which may
+        replace the chunk: whatever is read afterwards is the replacement)."""
+        if c not in self._seen:
+            if self._on_first_read is not None:
+                self._on_first_read(c)
+            self._seen.add(c)
+
     def _arrays(self, c: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if c not in self._mapped:
-            if c not in self._seen:
-                if self._on_first_read is not None:
-                    self._on_first_read(c)
-                self._seen.add(c)
+            self._first_read(c)
             if len(self._mapped) >= self._max_mapped:
                 self._mapped.pop(next(iter(self._mapped)))
             d = self._dirs[c]
@@ -238,9 +243,11 @@ class StoredFeatures(Sequence[LocalFeatures]):
         return self._n
 
     def counts(self) -> np.ndarray:
-        """(N,) local features per image, from the chunks' indexes alone."""
+        """(N,) local features per image, from the chunks' indexes alone, each checked first
+        like any read (a damaged count is never believed)."""
         out = np.zeros(self._n, np.int64)
         for c, d in enumerate(self._dirs):
+            self._first_read(c)
             index = np.load(d / "index.npy")
             out[c * self._chunk_size:c * self._chunk_size + len(index)] = index[:, 1]
         return out
@@ -248,8 +255,11 @@ class StoredFeatures(Sequence[LocalFeatures]):
     def content_key(self) -> str:
         """16 hex digits over what the chunks hold now (each record's image names, stamps, file
         digests and array checksums): changes whenever a chunk is re-extracted or replaced, so
-        fits cached on these features are never reused for other ones. Reads only the records."""
-        h = hashlib.sha1(str(self.entry).encode())
+        fits cached on these features are never reused for other ones. Reads only the records.
+        Independent of where the store lies (the entry's dataset and key, not its path), so a
+        copied or moved store keeps its cached fits."""
+        where = f"{self.entry.parent.name}/{self.entry.name}" if self.entry is not None else ""
+        h = hashlib.sha1(where.encode())
         for d in self._dirs:
             try:
                 record = json.loads((d / RECORD).read_text())
@@ -304,6 +314,8 @@ class FeatureStore:
         self.verify_checksums = verify_checksums
 
     def entry(self, dataset: str, key: str) -> Path:
+        """``root/dataset/key`` (``dataset``: see ``check_dataset_name``)."""
+        check_dataset_name(dataset)
         return self.root / dataset / key
 
     # ------------------------------------------------------------------ opening
@@ -473,6 +485,14 @@ class _Writer:
     def _commit(self, spec: ChunkSpec, feats: list[LocalFeatures], held: dict, bar) -> None:
         if len(feats) != spec.hi - spec.lo:
             raise RuntimeError(f"{len(feats)} features for the {spec.hi - spec.lo} images of a chunk")
+        bad = [name for name, f in zip(spec.names, feats)
+               if f.n and not np.isfinite(np.asarray(f.descriptors)).all()]
+        if bad:
+            raise ImageLoadError(
+                f"{self.dataset}: the extractor gave non-finite (NaN or Inf) local features for "
+                f"{len(bad)} image(s) of {self.path(spec).name}: {', '.join(bad[:10])}; nothing of "
+                "that chunk was stored (the chunks before it are kept). Check those images and the "
+                "extractor (precision=fp16 can overflow; random weights can diverge)")
         self._write(spec, feats)
         self.verified.add(spec.index)
         bar.update(spec.hi - spec.lo)
@@ -595,6 +615,16 @@ class _Writer:
                 log.info("%s: %s was completed by another process; keeping theirs", self.dataset, final)
                 return
             raise _write_error(e, final, self.entry) from e
+
+
+def check_dataset_name(dataset: str) -> None:
+    """A dataset name must be a plain folder name, so that no entry lies outside the store or
+    below another one (where ``deepagg-store`` would never see it), nor in ``_fitted``."""
+    if (not dataset or dataset in (".", "..") or "/" in dataset or "\\" in dataset
+            or "\0" in dataset or dataset.startswith("_")):
+        raise ConfigError(f"dataset.name={dataset!r}: a dataset name must be a plain folder name "
+                          "(no '/', no '..', not starting with '_'), as it names the dataset's "
+                          "folder in the feature store")
 
 
 def _chunk_name(index: int) -> str:

@@ -43,5 +43,16 @@ def test_config_hash_ignores_how_fast_a_run_goes():
 def test_gather_orders_each_setting_with_no_reranking_first(tmp_path):
     for rerank in ("dba", "aqe", "none", "alpha_qe"):
         append_record(tmp_path / "results.jsonl", {"config_hash": rerank, "dataset": "d",
-                                                   "aggregator": "sum", "dim": 8, "rerank": rerank})
+                                                   "aggregator": "sum", "dim": 8, "rerank": rerank,
+                                                   "metrics": {"mAP": 0.5}})
     assert [r["rerank"] for r in gather(tmp_path)] == ["none", "alpha_qe", "aqe", "dba"]
+
+
+def test_malformed_records_are_skipped_with_a_warning_failed_ones_kept(tmp_path, caplog):
+    path = tmp_path / "results.jsonl"
+    path.write_text('[1, 2]\n{"dataset": "d"}\n{"status": "failed", "error": "x", "config_hash": "f"}\n'
+                    '{"config_hash": "ok", "metrics": {"mAP": 0.5}}\n')
+    with caplog.at_level(logging.WARNING):
+        records = read_records(path)
+    assert [r["config_hash"] for r in records] == ["f", "ok"]
+    assert "line 1: not a result record" in caplog.text and "line 2: not a result record" in caplog.text

@@ -1,4 +1,6 @@
 """Every setting that can be checked without data is checked before any work, naming its key."""
+import sys
+
 import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
@@ -64,3 +66,18 @@ def test_threads_and_workers_follow_the_cores_of_the_job(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "1")
     assert cores_available() == 1
+
+
+def test_a_broken_faiss_install_is_named_as_broken_not_missing(compose_run, tmp_path, monkeypatch):
+    # a faiss package that exists but cannot be imported (a wheel for another CPU or numpy)
+    (tmp_path / "faiss").mkdir()
+    (tmp_path / "faiss" / "__init__.py").write_text("raise ImportError('libfaiss.so: undefined symbol')")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "faiss", raising=False)
+    with pytest.raises(DeepaggError, match="installed but does not import .*undefined symbol"):
+        check_run(compose_run("search_backend=faiss"))
+
+
+def test_a_dataset_name_with_a_slash_is_refused_before_work(compose_run):
+    with pytest.raises(DeepaggError, match=r"dataset.name='../x'"):
+        check_run(compose_run("dataset.name=../x"))

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from benchmarks.errors import ParameterError, StoreError
+from benchmarks.errors import ConfigError, ImageLoadError, ParameterError, StoreError
 from features import LocalFeatures
 from features.store import FeatureStore, file_crc32
 
@@ -297,3 +297,42 @@ def test_file_crc32_matches_zlib(tmp_path):
     data = np.random.default_rng(0).bytes(3_000_000)
     (tmp_path / "f").write_bytes(data)
     assert file_crc32(tmp_path / "f", block=1 << 20) == zlib.crc32(data)
+
+
+def test_a_damaged_count_is_never_believed(tmp_path, caplog):
+    """index.npy with one count set to 0, same size: the counts the store hands out (the
+    empty-image mask) pass the chunk's checksum first, so the damage is found, the chunk
+    re-extracted and the true counts come back."""
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)))
+    index_file = entry_of(tmp_path) / "chunk_00001" / "index.npy"
+    index = np.load(index_file)
+    size = index_file.stat().st_size
+    index[0, 1] = 0
+    np.save(index_file, index)
+    assert index_file.stat().st_size == size                     # only the checksum can tell
+    ex = FakeExtract(range(N))
+    with caplog.at_level(logging.WARNING):
+        feats = get(store, ex)
+        counts = feats.counts()
+    assert counts.tolist() == [4] * N                            # a 2 x 2 grid per image
+    assert ex.chunks == [1] and "set_aside" in caplog.text
+    assert values(feats) == [0, 1, 2, 3, 4]
+
+
+def test_non_finite_features_are_refused_at_commit_naming_the_images(tmp_path):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    with pytest.raises(ImageLoadError, match=r"non-finite .* chunk_00001: im3"):
+        get(store, FakeExtract([0, 1, 2, float("nan"), 4]))
+    chunks = sorted(p.name for p in entry_of(tmp_path).glob("chunk_*"))
+    assert chunks == ["chunk_00000"]                             # what came before is kept
+    feats = get(store, FakeExtract(range(N)))                    # fixed: only the rest extracted
+    assert values(feats) == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", "..", "_fitted", ""])
+def test_a_dataset_name_that_is_no_plain_folder_is_refused(tmp_path, name):
+    with pytest.raises(ConfigError, match="dataset.name"):
+        FeatureStore(tmp_path / "store").get(name, NAMES, NAMES, ["s"] * N, {"fake": 1},
+                                             FakeExtract(range(N)), progress=False)
+    assert not (tmp_path / "x").exists() and not (tmp_path / "store").exists()
