@@ -182,7 +182,8 @@ def test_parallel_launchers_share_one_extraction_and_gather_every_job(tmp_path, 
 @pytest.mark.slow
 def test_two_runs_started_together_on_one_store_both_succeed(tmp_path):
     env = dict(os.environ, DEEPAGG_STORE=str(tmp_path / "store"), PYTHONPATH=str(REPO))
-    procs = [subprocess.Popen([sys.executable, "-m", "experiments.run", *FAST, f"aggregator={a}",
+    # one torch thread each: two 2-thread runs on 2 cores would only test oversubscription
+    procs = [subprocess.Popen([sys.executable, "-m", "experiments.run", *FAST, "threads=1", f"aggregator={a}",
                                f"hydra.run.dir={tmp_path / a}"], cwd=tmp_path, env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for a in ("sum", "max")]
