@@ -123,6 +123,39 @@ def _grouped_bars(ax, groups: list[str], series: dict[str, dict[str, float]], fm
     ax.set_xticks(x, groups, rotation=30 if len(groups) > 4 else 0, ha="right" if len(groups) > 4 else "center")
 
 
+def _colours(names: list[str]) -> dict[str, str]:
+    """One colour of the cycle per name, the same in every panel of a figure."""
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
+
+
+def _legend_below(fig, colours: dict[str, str], title: str) -> tuple:
+    """One legend of coloured patches below every panel; returns the layout rect that keeps the
+    panels above it."""
+    handles = [matplotlib.patches.Patch(color=c, label=n) for n, c in colours.items()]
+    ncol = min(4, len(colours))
+    fig.legend(handles=handles, title=title, fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE,
+               loc="lower center", ncol=ncol, frameon=False)
+    rows = -(-len(colours) // ncol)
+    return (0, (0.25 + 0.17 * rows) / fig.get_size_inches()[1], 1, 1)
+
+
+def _panels_of_bars(df: pd.DataFrame, value: str, names: list[str], colours: dict[str, str],
+                    fmt: str = "%.3f", height: float = 3.8, bar_width: float = 0.3):
+    """One panel per dataset of ``df`` (columns dataset, group, series, ``value``): a group of
+    bars per ``group``, a bar per ``series`` in the order of ``names``; returns (fig, axes by
+    dataset)."""
+    datasets = sorted(df["dataset"].unique())
+    width = max(5.0, bar_width * df["group"].nunique() * len(names) + 1.5)
+    fig, axes = _panels(len(datasets), width=width, height=height)
+    for ax, ds in zip(axes, datasets):
+        sub = df[df["dataset"] == ds]
+        series = {n: dict(zip(g["group"], g[value])) for n, g in sub.groupby("series")}
+        _grouped_bars(ax, sorted(sub["group"].unique()), {n: series[n] for n in names if n in series},
+                      fmt=fmt, colors=colours)
+    return fig, dict(zip(datasets, axes))
+
+
 # ----------------------------------------------------------------------------- plots
 def dim_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
     """``metric`` against descriptor dimension (log scale), one line per aggregator (and
@@ -188,26 +221,14 @@ def rerank_bars(df: pd.DataFrame, path: Path | None, metric: str, dims: dict[str
                    rerank_name=_rerank_names(df))
     plain = sorted(set(df.loc[reranks(df) == NO_RERANK, "rerank_name"]))
     names = plain + sorted(set(df["rerank_name"]) - set(plain))
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colors = {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
-    datasets = sorted(df["dataset"].unique())
-    width = max(5.0, 0.3 * df["group"].nunique() * len(names) + 1.5)
-    fig, axes = _panels(len(datasets), width=width, height=3.8)
-    for ax, ds in zip(axes, datasets):
-        sub = df[df["dataset"] == ds]
-        groups = sorted(sub["group"].unique())
-        series = {n: dict(zip(g["group"], g[metric])) for n, g in sub.groupby("rerank_name")}
-        _grouped_bars(ax, groups, {n: series[n] for n in names if n in series}, colors=colors)
+    colors = _colours(names)
+    fig, axes = _panels_of_bars(df.rename(columns={"rerank_name": "series"}), metric, names, colors)
+    for ds, ax in axes.items():
         ax.set_xlabel("aggregator")
         ax.set_ylabel(metric_label(metric))
         ax.set_title(f"{ds}: {metric} per aggregator and re-ranking ({_dims_text(dims)})")
         ax.grid(axis="y", alpha=0.3)
-    handles = [matplotlib.patches.Patch(color=colors[n], label=n) for n in names]
-    ncol = min(4, len(names))
-    fig.legend(handles=handles, title="re-ranking", fontsize=LEGEND_FONTSIZE,
-               title_fontsize=LEGEND_FONTSIZE, loc="lower center", ncol=ncol, frameon=False)
-    rows = -(-len(names) // ncol)
-    return save_figure(fig, path, pdf, rect=(0, (0.25 + 0.17 * rows) / fig.get_size_inches()[1], 1, 1))
+    return save_figure(fig, path, pdf, rect=_legend_below(fig, colors, "re-ranking"))
 
 
 def _rerank_names(df: pd.DataFrame) -> pd.Series:
@@ -333,28 +354,16 @@ def rerank_gain_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "
         label += ", D = " + gains["dim"].astype(str)
     gains = gains.assign(group=label)
     names = sorted(gains["rerank_label"].unique())
-    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colors = {name: cycle[i % len(cycle)] for i, name in enumerate(names)}
-    datasets = sorted(gains["dataset"].unique())
-    width = max(4.2, 0.35 * gains["group"].nunique() * len(names) + 1.5)
-    fig, axes = _panels(len(datasets), width=width, height=3.4)
-    for ax, ds in zip(axes, datasets):
-        sub = gains[gains["dataset"] == ds]
-        groups = sorted(sub["group"].unique())
-        series = {name: dict(zip(g["group"], g["gain"]))
-                  for name, g in sub.groupby("rerank_label", sort=True)}
-        _grouped_bars(ax, groups, series, fmt="%+.3f", colors=colors)
+    colors = _colours(names)
+    fig, axes = _panels_of_bars(gains.assign(series=gains["rerank_label"]), "gain", names, colors,
+                                fmt="%+.3f", height=3.4, bar_width=0.35)
+    for ds, ax in axes.items():
         ax.axhline(0, color="0.3", linewidth=0.8)
         ax.set_xlabel("aggregator")
         ax.set_ylabel(f"\u0394 {metric_label(metric)} (re-ranked \u2212 none)")
         ax.set_title(f"{ds}: gain from re-ranking")
         ax.grid(axis="y", alpha=0.3)
-    handles = [matplotlib.patches.Patch(color=colors[n], label=n) for n in names]
-    ncol = min(4, len(names))
-    fig.legend(handles=handles, title="re-ranking", fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE,
-               loc="lower center", ncol=ncol, frameon=False)
-    rows = -(-len(names) // ncol)
-    return save_figure(fig, path, pdf, rect=(0, (0.2 + 0.15 * rows) / fig.get_size_inches()[1], 1, 1))
+    return save_figure(fig, path, pdf, rect=_legend_below(fig, colors, "re-ranking"))
 
 
 def comparison_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
