@@ -372,19 +372,35 @@ class FeatureStore:
                               check_checksums if self.verify_checksums else None, entry=entry)
 
     def _manifest(self, entry: Path, dataset: str, n: int, extractor_config: dict) -> int:
-        """The entry's chunk size, from its manifest (written now if absent)."""
+        """The entry's chunk size, from its manifest. An absent manifest is written now; an
+        unreadable one is set aside with a warning and written again. Either way the chunk size
+        comes from the chunks already stored (their records list their images), so no sound
+        chunk is lost to a deleted or damaged manifest."""
         path = entry / "manifest.json"
-        if not path.exists():
-            _write_text(path, json.dumps(
-                {"format": FORMAT, "dataset": dataset, "n_images": n, "chunk_size": self.chunk_size,
-                 "dtype": self.dtype, "extractor": extractor_config}, indent=1), exclusive=True)
-        try:
-            manifest = json.loads(path.read_text())
-            chunk_size, n_images, dtype = (manifest["chunk_size"], manifest["n_images"],
-                                           manifest["dtype"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise StoreError(f"the store manifest {path} is unreadable ({e}); move the entry "
-                             f"{entry} away (or delete it) and run again") from e
+        for _ in range(2):
+            if not path.exists():
+                chunk_size = _chunk_size_of_records(entry, n) or self.chunk_size
+                _write_text(path, json.dumps(
+                    {"format": FORMAT, "dataset": dataset, "n_images": n, "chunk_size": chunk_size,
+                     "dtype": self.dtype, "extractor": extractor_config}, indent=1), exclusive=True)
+            try:
+                manifest = json.loads(path.read_text())
+                chunk_size, n_images, dtype = (manifest["chunk_size"], manifest["n_images"],
+                                               manifest["dtype"])
+                break
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                aside = entry / "set_aside"
+                aside.mkdir(exist_ok=True)
+                target = aside / f"manifest.json.{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+                try:
+                    os.rename(path, target)
+                    log.warning("%s: the store manifest %s is unreadable (%s); moved to %s and "
+                                "written again from the stored chunks", dataset, path, e, target)
+                except FileNotFoundError:
+                    pass        # another process set it aside first
+        else:
+            raise StoreError(f"the store manifest {path} cannot be written and read back; move the "
+                             f"entry {entry} away (or delete it) and run again")
         if n_images != n or dtype != self.dtype or not isinstance(chunk_size, int) or chunk_size < 1:
             raise StoreError(f"the store manifest {path} describes {n_images} {dtype} images in "
                              f"chunks of {chunk_size}, but this entry's key is for {n} {self.dtype} "
@@ -615,6 +631,18 @@ class _Writer:
                 log.info("%s: %s was completed by another process; keeping theirs", self.dataset, final)
                 return
             raise _write_error(e, final, self.entry) from e
+
+
+def _chunk_size_of_records(entry: Path, n: int) -> int | None:
+    """The chunk size the stored chunks were written with, from the first chunk's record (its
+    image count; with a single chunk, any size >= n lays the entry out the same), or None."""
+    try:
+        names = json.loads((entry / _chunk_name(0) / RECORD).read_text())["names"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(names, list) or not names:
+        return None
+    return len(names) if len(names) < n else max(n, 1)
 
 
 def check_dataset_name(dataset: str) -> None:

@@ -279,7 +279,7 @@ def test_a_process_waits_for_a_chunk_another_is_writing_and_takes_over_if_it_die
     assert time.perf_counter() - t > 0.5                      # it waited for the holder
 
 
-def test_settings_and_a_broken_manifest_are_named(tmp_path):
+def test_settings_and_a_foreign_manifest_are_named(tmp_path):
     with pytest.raises(ParameterError, match="dtype='int8'"):
         FeatureStore(tmp_path, "int8")
     with pytest.raises(ParameterError, match="chunk_size=0"):
@@ -287,8 +287,8 @@ def test_settings_and_a_broken_manifest_are_named(tmp_path):
     store = FeatureStore(tmp_path, "float32", chunk_size=2)
     get(store, FakeExtract(range(N)))
     manifest = entry_of(tmp_path) / "manifest.json"
-    manifest.write_text("{}")
-    with pytest.raises(StoreError, match="manifest.json is unreadable"):
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"n_images": 99}))
+    with pytest.raises(StoreError, match="describes 99 float32 images"):   # a copied entry
         get(store, FakeExtract(range(N)))
 
 
@@ -336,3 +336,20 @@ def test_a_dataset_name_that_is_no_plain_folder_is_refused(tmp_path, name):
         FeatureStore(tmp_path / "store").get(name, NAMES, NAMES, ["s"] * N, {"fake": 1},
                                              FakeExtract(range(N)), progress=False)
     assert not (tmp_path / "x").exists() and not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbage"])
+def test_a_lost_or_garbage_manifest_keeps_every_sound_chunk(tmp_path, damage, caplog):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)))
+    manifest = entry_of(tmp_path) / "manifest.json"
+    if damage == "deleted":
+        manifest.unlink()
+    else:
+        manifest.write_text("{not json")
+    ex = FakeExtract(range(N))
+    with caplog.at_level(logging.WARNING):
+        feats = get(FeatureStore(tmp_path, "float32", chunk_size=4), ex)   # another chunk size now
+    assert ex.chunks == [] and values(feats) == [0, 1, 2, 3, 4]            # nothing re-extracted
+    assert json.loads(manifest.read_text())["chunk_size"] == 2             # the chunks' own size
+    assert (damage == "garbage") == ("unreadable" in caplog.text)
