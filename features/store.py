@@ -362,7 +362,7 @@ class FeatureStore:
         if missing:
             writer.fill(missing, shard)
         else:
-            log.info("%s: %d %s read from the feature store (%s), no extraction", dataset, n, what,
+            log.info("%s: %d %s read from the feature store (%s), none missing", dataset, n, what,
                      entry)
         def check_checksums(c: int) -> None:
             if specs[c].index not in writer.verified:
@@ -421,6 +421,8 @@ class _Writer:
         self.extract_chunks, self.content_hash, self.adoptable = extract_chunks, content_hash, adoptable
         self.progress, self.what = progress, what
         self.verified: set[int] = set()   # chunks whose checksums this process has checked
+        self.extracted = 0                 # images this process extracted
+        self.announced = False             # whether "extracting" was logged
 
     def path(self, spec: ChunkSpec) -> Path:
         return self.entry / _chunk_name(spec.index)
@@ -459,8 +461,8 @@ class _Writer:
         start = (index * len(missing)) // max(count, 1)
         pending = missing[start:] + missing[:start]
         n_todo = sum(s.hi - s.lo for s in pending)
-        log.info("%s: extracting up to %d %s into %s (%d of %d chunks missing or to check)",
-                 self.dataset, n_todo, self.what, self.entry, len(pending), len(self.specs))
+        log.info("%s: checking %d of %d chunks (missing or changed) in %s", self.dataset,
+                 len(pending), len(self.specs), self.entry)
         bar = _progress(n_todo, f"extract {self.dataset}", self.progress)
         held: dict[int, object] = {}
         try:
@@ -477,6 +479,9 @@ class _Writer:
             for lock in held.values():
                 lock.release()
             bar.close()
+        if self.extracted < n_todo:
+            log.info("%s: %d %s extracted, the other %d kept", self.dataset, self.extracted,
+                     self.what, n_todo - self.extracted)
 
     def _claims(self, pending: list[ChunkSpec], held: dict, bar, block: bool,
                 first_only: bool = False, checksums: bool = False) -> Iterator[ChunkSpec]:
@@ -496,6 +501,10 @@ class _Writer:
                 bar.update(spec.hi - spec.lo)
                 held.pop(spec.index).release()
                 continue
+            if not self.announced:
+                self.announced = True
+                log.info("%s: extracting up to %d %s into %s", self.dataset,
+                         sum(s.hi - s.lo for s in pending) + spec.hi - spec.lo, self.what, self.entry)
             yield spec
 
     def _commit(self, spec: ChunkSpec, feats: list[LocalFeatures], held: dict, bar) -> None:
@@ -510,6 +519,7 @@ class _Writer:
                 "that chunk was stored (the chunks before it are kept). Check those images and the "
                 "extractor (precision=fp16 can overflow; random weights can diverge)")
         self._write(spec, feats)
+        self.extracted += spec.hi - spec.lo
         self.verified.add(spec.index)
         bar.update(spec.hi - spec.lo)
         held.pop(spec.index).release()
