@@ -9,6 +9,8 @@ import platform
 from importlib import metadata
 from pathlib import Path
 
+from benchmarks.errors import OutputError
+
 #: keys that change how fast a run is or where it keeps things, not what it computes (left out of
 #: the config hash); dotted keys are nested. store.dtype is semantic (float16 rounds features).
 NON_SEMANTIC = ("device", "batch_size", "num_workers", "threads", "skip_existing", "top_k",
@@ -79,7 +81,16 @@ def append_record(path: Path, record: dict) -> None:
     own, skipped on reading, and never swallows this record."""
     from filelock import FileLock
     line = json.dumps(record, default=_jsonable) + "\n"
-    with FileLock(str(path) + ".lock"):
+    try:
+        _append(path, line, FileLock(str(path) + ".lock"))
+    except OSError as e:
+        raise OutputError(f"cannot write the result record into {path} ({e.strerror or e}); free "
+                          "space (or fix the folder's permissions) and run again: the stored "
+                          "features and fits are kept") from e
+
+
+def _append(path: Path, line: str, lock) -> None:
+    with lock:
         with open(path, "a+b") as f:
             f.seek(0, os.SEEK_END)
             if f.tell() > 0:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.paper import NO_RERANK, PAPER_METRIC, mark_reconstruction, paper_value
+from benchmarks.errors import OutputError
 
 ID_COLUMNS = ["dataset", "extractor", "aggregator", "rerank", "dim", "fit_on"]
 TIME_COLUMNS = ["extract_s", "aggregate_s"]
@@ -125,10 +126,26 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 def write_tables(df: pd.DataFrame, out_dir: Path) -> None:
-    """``results.csv`` (every column) and ``table.md`` (format_table) in ``out_dir``."""
+    """``results.csv`` (every column) and ``table.md`` (format_table) in ``out_dir``, each
+    written whole or not at all (a full disk leaves the previous file, and says so)."""
     out_dir = Path(out_dir)
-    df.to_csv(out_dir / "results.csv", index=False)
-    (out_dir / "table.md").write_text(format_table(df) + "\n")
+    write_whole(out_dir / "results.csv", df.to_csv(index=False))
+    write_whole(out_dir / "table.md", format_table(df) + "\n")
+
+
+def write_whole(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed into place; an OSError (a full
+    disk, permissions) is an OutputError naming the file, with the previous file kept."""
+    import os
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path} ({e.strerror or e}); the results are in "
+                          f"{path.parent / 'results.jsonl'} where that could be written: free space "
+                          "and run deepagg-report or the sweep again") from e
 
 
 # ----------------------------------------------------------------------------- ablation

@@ -50,6 +50,10 @@ class StoreError(DeepaggError, RuntimeError):
     """The feature store cannot be read or written (full disk, foreign layout, permissions)."""
 
 
+class OutputError(DeepaggError, RuntimeError):
+    """A run's outputs (tables, figures, records) cannot be written: full disk, permissions."""
+
+
 def missing_root(dataset: str, root: Path, layout: str, download: str | None) -> DatasetError:
     """The error for a dataset root that does not exist: where, which layout, how to get it."""
     how = (f"get it with `deepagg-download {download} --root {root}`" if download

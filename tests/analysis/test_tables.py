@@ -288,3 +288,28 @@ def test_revisited_datasets_show_easy_medium_and_hard(make_record):
     t = ablation_table(records_frame([make_record("roxford5k", "sum", .50, extra={"E/mAP": .70, "H/mAP": .25})]))
     assert list(t.columns) == ["roxford5k E/mAP", "roxford5k mAP", "roxford5k H/mAP"]
     assert t.iloc[0].tolist() == [.70, .50, .25]
+
+
+def test_a_full_disk_is_an_error_naming_the_file_and_keeps_the_previous_tables(make_record, tmp_path):
+    import subprocess
+    from analysis.records import append_record
+    from benchmarks.errors import OutputError
+    disk = tmp_path / "small"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        small = records_frame([make_record("demo", "sum", 0.5)])
+        write_tables(small, disk)
+        before = (disk / "results.csv").read_text()
+        (disk / "filler").write_bytes(b"\0" * (64 * 1024 - len(before) - 8192))   # nearly full
+        big = records_frame([make_record("demo", f"agg{i}", 0.5) for i in range(400)])
+        with pytest.raises(OutputError, match=r"cannot write .*results.csv"):
+            write_tables(big, disk)
+        assert (disk / "results.csv").read_text() == before       # whole or not at all
+        assert not list(disk.glob(".*.part"))
+        with pytest.raises(OutputError, match=r"results.jsonl .*free space"):
+            append_record(disk / "results.jsonl", {"metrics": {"mAP": 0.5}, "pad": "x" * 100_000})
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
