@@ -3,6 +3,7 @@ the former full-sort search and faiss IndexFlatIP (when installed).
 
     python perf/search_speed.py            # 100k x 256 (1,000 and 55 queries), 1M x 256 (70 queries)
     python perf/search_speed.py --quick    # 20k and 200k instead
+    python perf/search_speed.py --device cuda   # deepagg's search on the GPU (timed to the result)
 
 Synthetic L2-normalised Gaussian float32 descriptors. Each method runs ``--repeats`` times; seconds
 are the median, memory the peak resident memory above what the process held before (Linux
@@ -113,6 +114,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="20k and 200k databases instead of 100k and 1M")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu", help="where deepagg's search computes scores "
+                    "(cpu, cuda, cuda:N); the other methods stay on the CPU")
     args = ap.parse_args(argv)
     exact_peak_memory()
     small, large = (20_000, 200_000) if args.quick else (100_000, 1_000_000)
@@ -124,13 +127,15 @@ def main(argv=None) -> None:
         have_faiss = False
     import torch
     print(f"top-{K}, 256-D float32; torch {torch.__version__} ({torch.get_num_threads()} threads), "
-          f"numpy {np.__version__}, faiss {'yes' if have_faiss else 'not installed'}; "
+          f"numpy {np.__version__}, faiss {'yes' if have_faiss else 'not installed'}, "
+          f"deepagg's search on {args.device}; "
           f"median of {args.repeats}")
     for n, n_q in cases:
         q, x, track = data(n, n_q)
+        dev = args.device
         methods = {
-            "ours top-k": lambda: search(q, x, K),
-            "ours eval pass (top-k + ranks)": lambda: search(q, x, K, track=track),
+            f"ours top-k ({dev})": lambda: search(q, x, K, device=dev),
+            f"ours eval pass (top-k + ranks, {dev})": lambda: search(q, x, K, track=track, device=dev),
             "numpy argpartition": lambda: argpartition_topk(q, x, K),
         }
         if n == small:
