@@ -133,3 +133,18 @@ def test_counts_are_checked():
         evaluate(dataset("oxford", 5, [{"ok": np.zeros(0, int), "junk": np.zeros(0, int)}]),
                  np.ones((1, 3)), np.ones((5, 3)))
 
+
+
+def test_an_unscorable_dataset_is_named_before_any_work():
+    from benchmarks.errors import DatasetError
+    from benchmarks.evaluation import check_scorable
+    none = np.array([], np.int64)
+    with pytest.raises(DatasetError, match="mine: no query has a positive"):
+        check_scorable(dataset("oxford", 3, [{"ok": none, "junk": np.array([1])}], name="mine"))
+    with pytest.raises(DatasetError, match="no query has a positive"):   # Medium counts
+        check_scorable(dataset("revisited", 3, [{"easy": none, "hard": none, "junk": np.array([0])}]))
+    with pytest.raises(DatasetError, match="no database images"):
+        check_scorable(dataset("oxford", 0, []))
+    with pytest.raises(DatasetError, match="no queries"):
+        check_scorable(dataset("oxford", 2, []))
+    check_scorable(dataset("revisited", 3, [{"easy": none, "hard": np.array([2]), "junk": none}]))

@@ -264,3 +264,13 @@ def test_a_failing_configuration_does_not_end_its_sweep(tmp_path, fast_store, la
     again = deepagg_run(args, tmp_path, store, check=False)
     assert again.returncode == 2
     assert (again.stdout + again.stderr).count("skipping: configuration") == 1   # only p=3, dim=16
+
+
+def test_a_ground_truth_without_positives_exits_2_before_extraction(tmp_path):
+    root = custom_dataset(tmp_path / "data" / "custom")
+    gnd = json.loads((root / "gnd.json").read_text())
+    gnd["gnd"] = [{"ok": [], "junk": g["junk"]} for g in gnd["gnd"]]
+    (root / "gnd.json").write_text(json.dumps(gnd))
+    p = deepagg_run(SIFT_CUSTOM + [f"data_root={tmp_path / 'data'}"], tmp_path, tmp_path / "store", check=False)
+    assert p.returncode == 2 and "no query has a positive image" in p.stderr and "gnd.json" in p.stderr
+    assert "Traceback" not in p.stderr and "extracting" not in p.stdout + p.stderr
