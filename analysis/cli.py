@@ -88,7 +88,10 @@ def report_errors(task, on_failure=None):
             log.error("this configuration failed: %s", error)
         else:
             log.exception("this configuration crashed (a bug; the sweep goes on)")
-        on_failure(error, FAILED if project else CRASHED)
+        try:
+            on_failure(error, FAILED if project else CRASHED)
+        except Exception:   # noqa: BLE001 -- e.g. a full disk: the job's log still has the error
+            log.exception("the failure of this configuration could not be recorded")
         return None
 
 
@@ -97,6 +100,10 @@ class SweepFailures:
     launching process; ``hydra_entry`` exits 2 (all failed on project errors) or 1 (some crashed)
     after the sweep when there are any."""
     statuses: list[str] = []
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.statuses = []
 
     @classmethod
     def report(cls, failures: list[tuple[str, str, str]]) -> None:
@@ -134,6 +141,7 @@ def hydra_entry(app):
     """A console-script entry point around a Hydra ``app``: Hydra's config errors (exit 1 before
     anything started) exit 2 like the project's; a crash after the start keeps exit code 1."""
     def main() -> None:
+        SweepFailures.reset()
         try:
             app()
         except SystemExit as e:

@@ -47,29 +47,40 @@ def cpu_model() -> str:
 def onednn_isa() -> str:
     """The instruction set oneDNN runs on, as oneDNN itself reports it (its verbose header,
     printed once per process on the first primitive run in verbose mode: read from file
-    descriptor 1 around a tiny convolution); "unknown" when it cannot be read."""
-    import torch
-    if not torch.backends.mkldnn.is_available():
-        return "unavailable"
-    x, conv = torch.randn(1, 32, 64, 64), torch.nn.Conv2d(32, 32, 3)
-    with tempfile.TemporaryFile() as f, torch.no_grad():
-        import sys
-        sys.stdout.flush()
-        saved = os.dup(1)
-        os.dup2(f.fileno(), 1)
-        try:
-            with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
-                conv(x)
-            _flush_c_stdout()
-        finally:
-            os.dup2(saved, 1)
-            os.close(saved)
-        f.seek(0)
-        text = f.read().decode(errors="replace")
+    descriptor 1 around a tiny convolution); "unknown" when it cannot be read. Never raises: a
+    result is recorded whatever this probe meets."""
+    try:
+        import torch
+        if not torch.backends.mkldnn.is_available():
+            return "unavailable"
+        text = _onednn_verbose_header(torch)
+    except Exception:   # noqa: BLE001 -- a closed fd 1, a verbose mode that cannot be set, ...
+        return "unknown"
     for line in text.splitlines():
         if ",cpu,isa:" in line:
             return line.split(",cpu,isa:", 1)[1].strip()
     return "unknown"
+
+
+def _onednn_verbose_header(torch) -> str:
+    import sys
+    x, conv = torch.randn(1, 32, 64, 64), torch.nn.Conv2d(32, 32, 3)
+    with tempfile.TemporaryFile() as f, torch.no_grad():
+        sys.stdout.flush()
+        _flush_c_stdout()          # what C printed before belongs to the real stdout
+        saved = os.dup(1)
+        try:
+            os.dup2(f.fileno(), 1)
+            try:
+                with torch.backends.mkldnn.verbose(torch.backends.mkldnn.VERBOSE_ON):
+                    conv(x)
+            finally:
+                _flush_c_stdout()  # oneDNN's lines into the file, before fd 1 is restored
+                os.dup2(saved, 1)
+        finally:
+            os.close(saved)
+        f.seek(0)
+        return f.read().decode(errors="replace")
 
 
 def _flush_c_stdout() -> None:
@@ -77,7 +88,7 @@ def _flush_c_stdout() -> None:
     try:
         import ctypes
         ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, TypeError):   # TypeError: no CDLL(None) on Windows
         pass
 
 

@@ -105,17 +105,27 @@ def _append(path: Path, line: str, lock) -> None:
 
 
 def gather(directory: Path) -> list[dict]:
-    """Every record under ``directory`` (recursively), the newest per config hash, ordered by
-    dataset, extractor, aggregator, dimension and re-ranking (none first)."""
+    """Every record under ``directory`` (recursively), one per config hash: the newest completed
+    one, else the newest failure; ordered by dataset, extractor, aggregator, dimension and
+    re-ranking (none first)."""
     by_hash: dict[str, dict] = {}
     for p in sorted(Path(directory).rglob("results.jsonl")):
         for r in read_records(p):
             key = r.get("config_hash", id(r))
-            if key not in by_hash or r.get("timestamp", "") >= by_hash[key].get("timestamp", ""):
+            if key not in by_hash or _supersedes(r, by_hash[key]):
                 by_hash[key] = r
     return sorted(by_hash.values(), key=lambda r: (
         str(r.get("dataset")), str(r.get("extractor")), str(r.get("aggregator")), r.get("dim") or 0,
         (r.get("rerank") or "none") != "none", str(r.get("rerank") or "")))
+
+
+def _supersedes(new: dict, old: dict) -> bool:
+    """Whether ``new`` replaces ``old`` (same config hash): a completed record always beats a
+    failure (a failure after the evaluation, e.g. while writing figures, hides no result), then
+    the newer one wins."""
+    if completed(new) != completed(old):
+        return completed(new)
+    return new.get("timestamp", "") >= old.get("timestamp", "")
 
 
 def _jsonable(x):

@@ -22,7 +22,7 @@ from analysis import plots
 from analysis.paper import NO_RERANK
 from analysis.tables import (ablation_table, has_rerank, one_rerank, records_frame, rerank_gains,
                              to_markdown, write_ablation)
-from analysis.records import gather, read_records
+from analysis.records import completed, gather, read_records
 
 log = logging.getLogger("deepagg")
 ASSETS = "report_files"
@@ -120,9 +120,11 @@ def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_qu
                  k: int = 5) -> Path:
     """Write ``report.md`` (and ``report_files/``) into ``results_dir``; returns its path."""
     results_dir = Path(results_dir)
-    records = gather(results_dir)
+    gathered = gather(results_dir)
+    records = [r for r in gathered if completed(r)]
+    failed = [r for r in gathered if not completed(r)]
     if not records:
-        raise FileNotFoundError(f"no results.jsonl with records under {results_dir}")
+        raise FileNotFoundError(f"no results.jsonl with completed records under {results_dir}")
     df = records_frame(records)
     dirs = job_dirs(results_dir)
     assets = results_dir / ASSETS
@@ -142,7 +144,14 @@ def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_qu
           "was re-ranked (none: the first search's ranking).", "",
           to_markdown(table), "",
           f"Also as [LaTeX]({link(tables['tex'], results_dir)}) and "
-          f"[CSV]({link(tables['csv'], results_dir)}).", "", "## Figures", ""]
+          f"[CSV]({link(tables['csv'], results_dir)}).", ""]
+    if failed:
+        md += [f"{len(failed)} configuration(s) did not complete and are left out of the tables "
+               "and figures:", ""]
+        md += [f"- `{Path(r.get('job_dir', '?')).name}`: {r.get('status')}: "
+               f"{str(r.get('error', '')).splitlines()[0] if r.get('error') else ''}" for r in failed]
+        md += [""]
+    md += ["## Figures", ""]
     for stem, title, plot in available_figures(df, metric):
         path = assets / f"{stem}.png"
         plot(df, path, metric, pdf=pdf)

@@ -54,7 +54,11 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         row["job_dir"] = r.get("job_dir")
         row["timestamp"] = r.get("timestamp")
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    if "dim" in df.columns:   # failed rows without PCA have no dim: keep the column integer
+        df["dim"] = pd.array([None if d is None or d != d else int(d) for d in df["dim"]],
+                             dtype="Int64")
+    return df
 
 
 def reranks(df: pd.DataFrame) -> pd.Series:

@@ -62,7 +62,8 @@ def protocol_setups(dataset: RetrievalDataset) -> tuple[list[Setup], list[np.nda
 
 def check_scorable(dataset: RetrievalDataset) -> None:
     """Stop before any work when ``dataset`` cannot be scored: no database image, no query, or no
-    query with a positive in its protocol's main setting (Medium for the revisited protocol)."""
+    query with a positive in its protocol's main setting (Medium for the revisited protocol;
+    Easy or Hard without any positive are scored NaN)."""
     where = dataset.meta.get("ground_truth", dataset.name) if isinstance(dataset.meta, dict) else dataset.name
     if len(dataset.images) == 0:
         raise DatasetError(f"dataset {dataset.name}: no database images (an empty imlist in {where}?)")
@@ -81,9 +82,18 @@ def _collect(dataset: RetrievalDataset, per_setup, n_s) -> dict:
     ``n_s(groups) -> N-S score``."""
     setups, groups = protocol_setups(dataset)
     out: dict = {}
+    unscored = []
     for st in setups:
+        if st.prefix in ("E/", "H/") and not any(len(p) for p in st.positives):
+            unscored.append(st.prefix)   # no Easy (or Hard) positive anywhere: NaN, as revisitop
+            continue
         for key, value in per_setup(st).items():
             out[f"{st.prefix}{key}"] = value
+    for prefix in unscored:
+        for key in [k for k in out if k.startswith("M/")]:
+            value = out[key]
+            out[prefix + key[2:]] = (np.full_like(value, np.nan, dtype=float) if isinstance(value, np.ndarray)
+                                     else 0 if key.endswith("n_evaluated") else float("nan"))
     if groups is not None:
         out["N-S"] = n_s(groups)
     if dataset.protocol == "revisited":

@@ -18,6 +18,12 @@ class GatherResults(Callback):
     the sweep directory from every ``results.jsonl`` below it, print the table, and list the
     configurations that failed or crashed (the app then exits non-zero)."""
 
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        import datetime as dt
+        # failures recorded before this sweep started (of settings it may not even run) are not
+        # its failures; records carry second-resolution timestamps
+        self.started = dt.datetime.now().isoformat(timespec="seconds")
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         from analysis.tables import format_table, records_frame
         from experiments.run import write_outputs
@@ -30,5 +36,7 @@ class GatherResults(Callback):
         write_outputs(sweep_dir)
         print(format_table(records_frame(records)))
         log.info("gathered %d records into %s", len(records), sweep_dir)
+        started = getattr(self, "started", "")
         SweepFailures.report([(Path(r.get("job_dir", "?")).name, r["status"], r.get("error", ""))
-                              for r in records if not completed(r)])
+                              for r in records
+                              if not completed(r) and r.get("timestamp", "") >= started])

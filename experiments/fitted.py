@@ -19,7 +19,6 @@ import logging
 import os
 import pickle
 import uuid
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Callable, TypeVar
 

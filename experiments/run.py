@@ -128,23 +128,35 @@ def record_failure(cfg: DictConfig, error: Exception, status: str) -> None:
     """A record for a configuration of a sweep that did not complete: what it was, ``status``
     (analysis.cli.FAILED or CRASHED) and the ``error`` message, no metrics. A rerun of the sweep
     evaluates it again (``skip_existing`` skips completed records only)."""
+    from features.extractor import feature_kind
     job_dir = Path(HydraConfig.get().runtime.output_dir)
     choices = dict(HydraConfig.get().runtime.choices)
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
     except Exception:   # noqa: BLE001 -- an interpolation that cannot resolve is the failure itself
         resolved = OmegaConf.to_container(cfg, resolve=False)
+    h = config_hash(resolved)
+    results = job_dir / "results.jsonl"
+    if any(r.get("config_hash") == h and completed(r) for r in read_records(results)):
+        log.warning("the evaluation of %s was recorded before the failure; its record stands", h)
+        return
     dataset = resolved.get("dataset") or {}
     post = resolved.get("postprocess") or {}
-    append_record(job_dir / "results.jsonl", {
+    agg = resolved.get("aggregator") or {}
+    try:
+        kind = feature_kind(cfg.backbone)
+    except Exception:   # noqa: BLE001 -- the backbone itself may be what failed
+        kind = "deep"
+    append_record(results, {
         "experiment": cfg.get("experiment_name"), "status": status, "error": str(error),
         "error_type": type(error).__name__,
         "dataset": dataset.get("name", choices.get("dataset")) if isinstance(dataset, dict) else "?",
         "aggregator": aggregator_label(choices.get("aggregator", "custom"),
                                        list(HydraConfig.get().overrides.task)),
-        "extractor": choices.get("backbone", "custom"), "rerank": choices.get("rerank", "none"),
-        "dim": post.get("dim") if post.get("pca") else None,
-        "postprocess": post, "metrics": {}, "config_hash": config_hash(resolved), "config": resolved,
+        "aggregator_params": {k: v for k, v in agg.items() if k != "_target_"},
+        "extractor": choices.get("backbone", "custom"), "feature_type": kind,
+        "rerank": choices.get("rerank", "none"), "dim": post.get("dim") if post.get("pca") else None,
+        "postprocess": post, "metrics": {}, "config_hash": h, "config": resolved,
         "versions": library_versions(), "job_dir": str(job_dir),
         "timestamp": dt.datetime.now().isoformat(timespec="seconds")})
 

@@ -510,8 +510,8 @@ class _Writer:
     def _commit(self, spec: ChunkSpec, feats: list[LocalFeatures], held: dict, bar) -> None:
         if len(feats) != spec.hi - spec.lo:
             raise RuntimeError(f"{len(feats)} features for the {spec.hi - spec.lo} images of a chunk")
-        bad = [name for name, f in zip(spec.names, feats)
-               if f.n and not np.isfinite(np.asarray(f.descriptors)).all()]
+        bad = [name for name, f in zip(spec.names, feats)   # as stored: float16 overflows at 65504
+               if f.n and not np.isfinite(np.asarray(f.descriptors).astype(self.store.dtype)).all()]
         if bad:
             raise ImageLoadError(
                 f"{self.dataset}: the extractor gave non-finite (NaN or Inf) local features for "
@@ -644,15 +644,25 @@ class _Writer:
 
 
 def _chunk_size_of_records(entry: Path, n: int) -> int | None:
-    """The chunk size the stored chunks were written with, from the first chunk's record (its
-    image count; with a single chunk, any size >= n lays the entry out the same), or None."""
-    try:
-        names = json.loads((entry / _chunk_name(0) / RECORD).read_text())["names"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(names, list) or not names:
-        return None
-    return len(names) if len(names) < n else max(n, 1)
+    """The chunk size the stored chunks were written with, from their records (image counts),
+    or None when no chunk has a readable record. A chunk c holding m images that is not the
+    last one gives m; the last one (c * size + m = n) gives (n - m) / c; a lone first chunk
+    holding every image lays the entry out as any size >= n does."""
+    for chunk in sorted(entry.glob("chunk_*")):
+        try:
+            c = int(chunk.name.removeprefix("chunk_"))
+            m = len(json.loads((chunk / RECORD).read_text())["names"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if m < 1:
+            continue
+        if (c + 1) * m < n:
+            return m
+        if c > 0 and (n - m) % c == 0 and (n - m) // c >= m:
+            return (n - m) // c
+        if c == 0 and m == n:
+            return n
+    return None
 
 
 def check_dataset_name(dataset: str) -> None:

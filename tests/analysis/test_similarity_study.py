@@ -137,9 +137,11 @@ def test_app_can_estimate_homographies_by_ransac(sift_only_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_default_app_on_the_demo_separates_deep_features_better_at_image_level(tmp_path, default_run):
-    # the default run's store holds the default deep features of demo and demo_holdout already
+    # a copy of the default run's store, which holds the deep features of demo and demo_holdout
+    import shutil
+    shutil.copytree(default_run.store, tmp_path / "store")
     with initialize_config_module("conf", version_base="1.3"):
-        cfg = compose("similarity", overrides=[f"store.root={default_run.store}"])
+        cfg = compose("similarity", overrides=[f"store.root={tmp_path / 'store'}"])
     t = app.run(cfg, tmp_path)["table"].set_index(["level", "features", "similarity"])
     assert t.loc[("image", "deep", "cosine"), "auc"] > t.loc[("image", "sift", "cosine"), "auc"]
     assert t.loc[("local", "deep", "cosine"), "mean_ratio"] < t.loc[("local", "sift", "cosine"), "mean_ratio"]

@@ -148,3 +148,14 @@ def test_an_unscorable_dataset_is_named_before_any_work():
     with pytest.raises(DatasetError, match="no queries"):
         check_scorable(dataset("oxford", 2, []))
     check_scorable(dataset("revisited", 3, [{"easy": none, "hard": np.array([2]), "junk": none}]))
+
+
+def test_revisited_data_without_any_easy_positive_scores_easy_nan_and_the_rest():
+    none = np.array([], np.int64)
+    ds = dataset("revisited", 3, [{"easy": none, "hard": np.array([2]), "junk": none}])
+    m = evaluate_rankings(ds, np.array([[2, 0, 1]]))
+    assert m["M/mAP"] == m["mAP"] == 1.0 and m["H/mAP"] == 1.0
+    assert np.isnan(m["E/mAP"]) and np.isnan(m["E/mP@1"]) and m["E/n_evaluated"] == 0
+    q = np.eye(3, dtype=np.float32)[[2]]
+    same, _ = evaluate(ds, q, np.eye(3, dtype=np.float32))        # the blocked search agrees
+    assert same["M/mAP"] == 1.0 and np.isnan(same["E/mAP"])

@@ -353,3 +353,19 @@ def test_a_lost_or_garbage_manifest_keeps_every_sound_chunk(tmp_path, damage, ca
     assert ex.chunks == [] and values(feats) == [0, 1, 2, 3, 4]            # nothing re-extracted
     assert json.loads(manifest.read_text())["chunk_size"] == 2             # the chunks' own size
     assert (damage == "garbage") == ("unreadable" in caplog.text)
+
+
+def test_a_lost_manifest_takes_the_chunk_size_from_any_stored_chunk(tmp_path):
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    get(store, FakeExtract(range(N)))
+    entry = entry_of(tmp_path)
+    (entry / "manifest.json").unlink()
+    shutil.rmtree(entry / "chunk_00000")                          # set aside, say
+    ex = FakeExtract(range(N))
+    feats = get(FeatureStore(tmp_path, "float32", chunk_size=3), ex)
+    assert ex.chunks == [0] and values(feats) == [0, 1, 2, 3, 4]   # only the missing one
+
+
+def test_features_that_overflow_the_storage_dtype_are_refused(tmp_path):
+    with pytest.raises(ImageLoadError, match="non-finite .* im1"):
+        get(FeatureStore(tmp_path, "float16", chunk_size=2), FakeExtract([0, 1e6, 2, 3, 4]))

@@ -1,5 +1,6 @@
 """deepagg-store: list, verify (and set aside), clean."""
 import numpy as np
+import pytest
 
 from features import LocalFeatures
 from features.store import FeatureStore
@@ -38,10 +39,9 @@ def test_verify_finds_a_damaged_chunk_sets_it_aside_and_clean_deletes_it(tmp_pat
 
 def test_help_says_which_store_is_used_without_markup(capsys, monkeypatch):
     monkeypatch.delenv("DEEPAGG_STORE", raising=False)
-    try:
+    with pytest.raises(SystemExit) as e:
         main(["--help"])
-    except SystemExit as e:
-        assert e.code == 0
+    assert e.value.code == 0
     text = capsys.readouterr().out
     assert "``" not in text and "$DEEPAGG_STORE" in text and ".cache/deepagg/store" in text
     assert "every process of this account" in text
