@@ -6,6 +6,7 @@ Holds no algorithm: every step calls features/, aggregators/ or benchmarks/.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from contextlib import contextmanager
@@ -64,12 +65,17 @@ def load_test_features(source, dataset: RetrievalDataset, database: bool = True)
 
 @dataclass
 class FitSet:
-    """A fitting set: its local features (images without features dropped) and a string that
-    identifies exactly them (store entry + sample), for caching what is fitted on it."""
+    """A fitting set: a string that identifies exactly its features (store entry + sample), for
+    caching what is fitted on it, and the features (images without features dropped), read by
+    ``read`` only when something is fitted: a run whose fits are cached never reads them."""
 
     name: str
-    features: Sequence[LocalFeatures]
+    read: Callable[[], Sequence[LocalFeatures]]
     identity: str
+
+    @functools.cached_property
+    def features(self) -> Sequence[LocalFeatures]:
+        return self.read()
 
 
 def sample_indices(n: int, cap: int | None, seed: int) -> np.ndarray:
@@ -92,9 +98,12 @@ def load_fit_set(source, dataset: RetrievalDataset, cap: int | None, seed: int) 
     """The fitting images of ``dataset`` (at most ``cap``, seeded) from the store."""
     feats = source.features(dataset.name, list(dataset.fit_images()))
     idx = sample_indices(len(feats), cap, seed)
-    chosen = feats if len(idx) == len(feats) else [feats[i] for i in idx]
+
+    def read() -> Sequence[LocalFeatures]:
+        chosen = feats if len(idx) == len(feats) else [feats[i] for i in idx]
+        return non_empty(chosen, dataset.name)
     identity = f"{_content(feats, dataset.name)}|{len(feats)}|cap={cap}|seed={seed}"
-    return FitSet(dataset.name, non_empty(chosen, dataset.name), identity)
+    return FitSet(dataset.name, read, identity)
 
 
 def _content(feats, name: str) -> str:
@@ -107,7 +116,7 @@ def test_set_as_fit_set(dataset: RetrievalDataset, features: TestFeatures) -> Fi
     """The test database as a fitting set (only when a config asks for it)."""
     log.warning("fit_on=%s is the test dataset itself: learning on the test set", dataset.name)
     db = features.database
-    return FitSet(dataset.name, non_empty(db, dataset.name),
+    return FitSet(dataset.name, lambda: non_empty(db, dataset.name),
                   f"{_content(db, dataset.name)}|{len(db)}|test")
 
 
