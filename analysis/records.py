@@ -77,8 +77,8 @@ def read_records(path: Path) -> list[dict]:
 
 def append_record(path: Path, record: dict) -> None:
     """Append one record as a single line, under a lock, flushed and fsynced. A torn last line
-    (no newline: a writer was killed) is first closed with a newline, so it stays a line of its
-    own, skipped on reading, and never swallows this record."""
+    (no newline: a writer was killed) is first moved to ``PATH.torn`` (kept for inspection), so
+    it never swallows this record and later reads of the file warn about nothing."""
     from filelock import FileLock
     line = json.dumps(record, default=_jsonable) + "\n"
     try:
@@ -93,12 +93,22 @@ def _append(path: Path, line: str, lock) -> None:
     with lock:
         with open(path, "a+b") as f:
             f.seek(0, os.SEEK_END)
-            if f.tell() > 0:
+            end = f.tell()
+            if end > 0:
                 f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":
-                    log.warning("%s ends with a torn record (a killed writer); it is kept as its own "
-                                "line and skipped when reading", path)
-                    f.write(b"\n")
+                if f.read(1) != b"\n":   # a torn tail: move it to PATH.torn, once, under the lock
+                    f.seek(0)
+                    data = f.read()
+                    keep = data.rfind(b"\n") + 1
+                    torn = Path(str(path) + ".torn")
+                    with open(torn, "ab") as t:
+                        t.write(data[keep:] + b"\n")
+                        t.flush()
+                        os.fsync(t.fileno())
+                    f.truncate(keep)
+                    log.warning("%s ended with a torn record (a killed writer): moved to %s, "
+                                "the results are whole again", path, torn)
+            f.seek(0, os.SEEK_END)
             f.write(line.encode())
             f.flush()
             os.fsync(f.fileno())
