@@ -15,7 +15,7 @@ from benchmarks.errors import OutputError
 #: the config hash); dotted keys are nested. store.dtype is semantic (float16 rounds features).
 NON_SEMANTIC = ("device", "batch_size", "num_workers", "threads", "skip_existing", "top_k",
                 "data_root", "experiment_name", "search_backend", "store.root", "store.chunk_size",
-                "store.verify_checksums", "store.local_features")
+                "store.verify_checksums", "store.verify_images", "store.local_features")
 log = logging.getLogger(__name__)
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "opencv-python-headless",
             "hydra-core", "deepagg")

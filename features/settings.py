@@ -15,6 +15,8 @@ class StoreConfig:
     dtype: str = "float16"                    # float16 | float32 (new entries)
     chunk_size: int = 64                      # images per atomically written chunk (new entries)
     verify_checksums: bool = True             # check each chunk's CRC-32 when first read in a run
+    verify_images: bool = False               # re-hash every image against its chunk's record at
+    #   opening (reads every image file): an image edited with its size and mtime kept is found
     local_features: str = "keep"              # keep | discard: store only the test database's final
     #   descriptors (one extraction pass per aggregator + post-processing; see README, "Scale")
 

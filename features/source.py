@@ -122,7 +122,8 @@ class FeatureSource:
         _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone),
                                      cpu_limit)
         st = cfg.store
-        store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums)
+        store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums,
+                             st.get("verify_images", False))
         return cls(store, backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,
                    batch_size=resources.batch_size(cfg.batch_size, cfg.device), num_workers=workers,
                    min_image_side=cfg.min_image_side,

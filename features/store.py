@@ -300,10 +300,13 @@ class FeatureStore:
     chunk_size:       images per atomically written chunk, for new entries (an existing entry's
                       manifest decides its own).
     verify_checksums: check each chunk's CRC-32 the first time this process reads it.
+    verify_images:    at opening, re-hash every image file against the content digests its chunk's
+                      record holds (reads every image: catches an image edited with its size and
+                      modification time kept); a chunk with a changed image is extracted again.
     """
 
     def __init__(self, root: str | Path, dtype: str = "float16", chunk_size: int = 64,
-                 verify_checksums: bool = True):
+                 verify_checksums: bool = True, verify_images: bool = False):
         if dtype not in DTYPES:
             raise ParameterError("dtype", dtype, f"expected one of {DTYPES}", "FeatureStore")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
@@ -312,6 +315,7 @@ class FeatureStore:
         self.dtype = dtype
         self.chunk_size = chunk_size
         self.verify_checksums = verify_checksums
+        self.verify_images = verify_images
 
     def entry(self, dataset: str, key: str) -> Path:
         """``root/dataset/key`` (``dataset``: see ``check_dataset_name``)."""
@@ -443,9 +447,25 @@ class _Writer:
             check_chunk(path, spec, self.store.dtype, checksums)
         except ChunkInvalid:
             return False
+        if self.store.verify_images and self._changed_images(spec):
+            return False
         if checksums:
             self.verified.add(spec.index)
         return True
+
+    def _changed_images(self, spec: ChunkSpec) -> list[str]:
+        """The chunk's images whose file content differs from the digest in its record (for
+        ``verify_images``); rendered images and records without digests compare nothing."""
+        if self.content_hash is None:
+            return []
+        try:
+            recorded = json.loads((self.path(spec) / RECORD).read_text()).get("hashes") or []
+        except (OSError, ValueError):
+            return []
+        if len(recorded) != len(spec.names):
+            return []
+        return [spec.names[p] for p in range(len(spec.names))
+                if recorded[p] and self.content_hash(spec.lo + p) != recorded[p]]
 
     def ensure_intact(self, spec: ChunkSpec) -> None:
         """Check the chunk's checksums; a damaged chunk is set aside and re-extracted."""
@@ -538,6 +558,10 @@ class _Writer:
             if (path / RECORD).exists():
                 try:
                     check_chunk(path, spec, self.store.dtype, checksums)
+                    changed = self._changed_images(spec) if self.store.verify_images else []
+                    if changed:
+                        raise ChunkInvalid(f"image file(s) {', '.join(changed[:5])} changed content "
+                                           "with the same size and modification time")
                     log.info("%s: %s was completed by another process", self.dataset, path)
                 except StaleStamps as e:
                     self._refresh_stamps(path, spec, e)

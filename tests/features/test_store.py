@@ -369,3 +369,28 @@ def test_a_lost_manifest_takes_the_chunk_size_from_any_stored_chunk(tmp_path):
 def test_features_that_overflow_the_storage_dtype_are_refused(tmp_path):
     with pytest.raises(ImageLoadError, match="non-finite .* im1"):
         get(FeatureStore(tmp_path, "float16", chunk_size=2), FakeExtract([0, 1e6, 2, 3, 4]))
+
+
+def test_verify_images_finds_an_image_edited_with_its_stamp_kept(tmp_path, caplog):
+    digests = {i: f"crc{i}" for i in range(N)}
+
+    def open_store(verify_images):
+        return FeatureStore(tmp_path, "float32", chunk_size=2, verify_images=verify_images)
+
+    def get_hashed(store, ex):
+        return store.get("toy", NAMES, NAMES, ["s"] * N, {"fake": 1}, ex, progress=False,
+                         content_hash=lambda i: digests[i])
+
+    get_hashed(open_store(False), FakeExtract(range(N)))
+    digests[3] = "edited"                               # same size and mtime: the stamp says nothing
+    ex = FakeExtract(range(N))
+    get_hashed(open_store(False), ex)
+    assert ex.chunks == []                              # by default only stamps are compared
+    ex = FakeExtract([0, 1, 2, 30, 4])
+    with caplog.at_level(logging.WARNING):
+        feats = get_hashed(open_store(True), ex)
+    assert ex.chunks == [1] and values(feats) == [0, 1, 2, 30, 4]
+    assert "im3 changed content" in caplog.text
+    ex = FakeExtract(range(N))
+    get_hashed(open_store(True), ex)
+    assert ex.chunks == []                              # the new digest is recorded
