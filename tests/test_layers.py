@@ -1,13 +1,15 @@
 """Imports follow the layers (../shared/docs/architecture.md): nothing imports upward, not even
 inside a function. benchmarks/ and features/ are the ground floor (each may use the other's small
-data types), aggregators/ sits on them, analysis/ on those, experiments/ on top."""
+data types), aggregators/ sits on them, analysis/ on those, experiments/ on top, and deepagg's Hydra launchers
+(hydra_plugins/deepagg_launchers/) above the app they launch."""
 import ast
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-LEVEL = {"benchmarks": 0, "features": 0, "aggregators": 1, "analysis": 2, "experiments": 3}
+LEVEL = {"benchmarks": 0, "features": 0, "aggregators": 1, "analysis": 2, "experiments": 3,
+         "hydra_plugins": 4}   # deepagg's launchers: Hydra plugins that record for the run app
 
 
 def imports(path: Path) -> set[str]:

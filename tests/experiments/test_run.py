@@ -286,3 +286,55 @@ def test_a_ground_truth_without_positives_exits_2_before_extraction(tmp_path):
     p = deepagg_run(SIFT_CUSTOM + [f"data_root={tmp_path / 'data'}"], tmp_path, tmp_path / "store", check=False)
     assert p.returncode == 2 and "no query has a positive image" in p.stderr and "gnd.json" in p.stderr
     assert "Traceback" not in p.stderr and "extracting" not in p.stdout + p.stderr
+
+
+def session_processes(sid: int, pattern: str) -> list[int]:
+    """Processes of session ``sid`` whose command line holds ``pattern`` (from /proc)."""
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[3]) == sid and pattern in cmdline:
+            out.append(int(proc.name))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["deepagg_joblib", "deepagg_submitit_local"])
+def test_a_job_killed_by_a_signal_does_not_end_its_sweep(tmp_path, launcher):
+    """SIGKILL one job of a running sweep: with deepagg_joblib the jobs its dead worker took down
+    run again and all complete; with deepagg_submitit_local the others finish, the killed one is
+    recorded as crashed (exit 1), and the sweep run again evaluates only it."""
+    extra, victim = ((["hydra.launcher.n_jobs=2"], "popen_loky_posix") if launcher == "deepagg_joblib"
+                     else (["hydra.launcher.timeout_min=15", "hydra.launcher.cpus_per_task=1"],
+                           "submitit.core._submit"))
+    store = tmp_path / "store"
+    args = ["-m", "aggregator=sum,max,spoc,gem", "postprocess.dim=32", *FAST, f"hydra/launcher={launcher}", *extra]
+    env = dict(os.environ, DEEPAGG_STORE=str(store), PYTHONPATH=str(REPO))
+    p = subprocess.Popen([sys.executable, "-m", "experiments.run", *args], cwd=tmp_path, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(store.rglob("record.json")):   # extraction underway
+        time.sleep(0.2)
+    (first, *_) = sorted(session_processes(p.pid, victim))
+    os.kill(first, signal.SIGKILL)
+    out = p.communicate(timeout=900)[0]
+    df = pd.read_csv(tmp_path / "multirun" / "default" / "results.csv")
+    assert len(df) == 4, out
+    if launcher == "deepagg_joblib":
+        assert p.returncode == 0 and (df["status"] == "ok").all(), out
+        assert "a worker of the sweep was killed" in out
+    else:
+        assert p.returncode == 1, out
+        assert sorted(df["status"]) == ["crashed", "ok", "ok", "ok"]
+        assert "did not complete" in out and "ended without a result" in out
+        deepagg_run(args, tmp_path, store)                           # only the killed one runs
+        logs = [f.read_text() for f in (tmp_path / "multirun" / "default").rglob("run.log")]
+        assert sum(log.count("skipping: configuration") for log in logs) == 3
+        assert (pd.read_csv(tmp_path / "multirun" / "default" / "results.csv")["status"] == "ok").all()
+    assert not list(store.rglob("set_aside"))                       # nothing stored twice or broken
