@@ -530,8 +530,9 @@ class _Writer:
     def _commit(self, spec: ChunkSpec, feats: list[LocalFeatures], held: dict, bar) -> None:
         if len(feats) != spec.hi - spec.lo:
             raise RuntimeError(f"{len(feats)} features for the {spec.hi - spec.lo} images of a chunk")
-        bad = [name for name, f in zip(spec.names, feats)   # as stored: float16 overflows at 65504
-               if f.n and not np.isfinite(np.asarray(f.descriptors).astype(self.store.dtype)).all()]
+        with np.errstate(over="ignore"):   # as stored: float16 overflows past 65504, refused here
+            bad = [name for name, f in zip(spec.names, feats)
+                   if f.n and not np.isfinite(np.asarray(f.descriptors).astype(self.store.dtype)).all()]
         if bad:
             raise ImageLoadError(
                 f"{self.dataset}: the extractor gave non-finite (NaN or Inf) local features for "
