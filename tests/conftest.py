@@ -1,9 +1,21 @@
-"""Shared fixtures: the ../shared/data folder (skipped when absent) and an isolated store."""
+"""Shared fixtures: the ../shared/data folder (skipped when absent), one default run and one
+small store per session.
+
+The suite runs torch (here and in every app it launches) on one thread unless OMP_NUM_THREADS
+says otherwise: on a runner whose cores are busy with other jobs, two OpenMP threads on two cores
+wait for each other's time slices at every operator (measured: extraction 25 times slower), one
+thread does not. Tests of thread sizing launch their apps with the machine's own cores."""
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
-import pytest
+os.environ.setdefault("OMP_NUM_THREADS", "1")   # before torch is imported anywhere
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+import apps  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
@@ -20,6 +32,10 @@ def shared_data() -> Path:
 # The end-to-end tests share these instead of each extracting the demo from scratch. They are
 # read, copied or compared against; a test that writes into a store copies it first.
 from apps import FAST_STORE, deepagg  # noqa: E402
+
+
+def pytest_configure(config):
+    apps.PYTEST_CONFIG = config   # progress lines are written past pytest's output capture
 
 
 class DefaultRun:

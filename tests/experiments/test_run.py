@@ -52,11 +52,10 @@ SWAPS_ACROSS_CPUS = 4
 #: the default mAP exactly where it was measured, by everything that decides its rounding (CPU
 #: model, oneDNN's ISA, the BLAS kernels, torch threads; no ISA limits): on those machines any
 #: change of the number is a regression, not rounding (README, "Reproducibility")
-EXACT_DEFAULT_MAP = {
-    ("AMD EPYC", "Intel AVX-512 with Intel DL Boost and bfloat16 support",
-     ("openblas 0.3.15 Zen", "openblas 0.3.30 SkylakeX", "openblas 0.3.31.188.0 SkylakeX"), 2, ()):
-        0.8547018548398739,                                       # machine B, 2026-12-07
-}
+_MACHINE_B = ("AMD EPYC", "Intel AVX-512 with Intel DL Boost and bfloat16 support",
+              ("openblas 0.3.15 Zen", "openblas 0.3.30 SkylakeX", "openblas 0.3.31.188.0 SkylakeX"))
+EXACT_DEFAULT_MAP = {(*_MACHINE_B, threads, ()): 0.8547018548398739   # machine B, 2026-12-07
+                     for threads in (1, 2)}
 
 
 def worst_swap_effect(n_queries: int, n_positives: int) -> dict[str, float]:
@@ -174,17 +173,21 @@ def test_parallel_launchers_share_one_extraction_and_gather_every_job(tmp_path, 
              ["hydra.launcher.timeout_min=15", "hydra.launcher.cpus_per_task=1"])
     store = tmp_path / "store"
     p = deepagg_run(["-m", "aggregator=sum,max,spoc,gem", "postprocess.dim=32", *FAST,
-                     f"hydra/launcher={launcher}", *extra], tmp_path, store)
+                     f"hydra/launcher={launcher}", *extra], tmp_path, store, machine_threads=True)
     df = pd.read_csv(tmp_path / "multirun" / "default" / "results.csv")
     assert sorted(df["aggregator"]) == ["gem", "max", "spoc", "sum"], p.stdout + p.stderr
     records = [json.loads(r.read_text()) for r in store.rglob("record.json")]
     assert len(records) == 2 + 5                                 # demo 80 / 64 + holdout 288 / 64
     assert not list(store.rglob("set_aside"))                   # nothing was written twice or broken
-    from features.resources import cores_available
     logs = list((tmp_path / "multirun" / "default").rglob("run.log"))
     assert logs
     # the launcher's cores, not the machine's: submitit's cpus_per_task=1; joblib's cores / n_jobs
-    want = 1 if launcher == "submitit_local" else max(1, cores_available() // 2)
+    machine = dict(os.environ)
+    machine.pop("OMP_NUM_THREADS", None)
+    cores = int(subprocess.run([sys.executable, "-c", "from features.resources import cores_available; "
+                                "print(cores_available())"], env=dict(machine, PYTHONPATH=str(REPO)),
+                               capture_output=True, text=True, check=True).stdout)
+    want = 1 if launcher == "submitit_local" else max(1, cores // 2)
     for log in logs:
         assert f"threads: torch {want}," in log.read_text(), log
     same = deepagg_run(["postprocess.dim=32", *FAST, "aggregator=sum"], tmp_path, store)
