@@ -1,8 +1,8 @@
 """Retrieval examples of one run: queries and their top-k results, each result framed green
 (correct), red (incorrect) or grey (junk).
 
-Reads the job's ``rankings.npz`` (topk, aps, query_names, db_names) and rebuilds its dataset from
-``.hydra/config.yaml`` (benchmarks.configs.build_dataset).
+Reads the job's ``rankings.npz`` (topk, aps, query_names, db_names); the caller hands in the
+dataset the job evaluated (the report app rebuilds it from the job's ``.hydra/config.yaml``).
 """
 from __future__ import annotations
 
@@ -22,20 +22,16 @@ from analysis.plots import save_figure  # noqa: E402
 FRAME = {"correct": "#1a9850", "incorrect": "#d73027", "junk": "#999999"}
 
 
-def load_job(job_dir: Path) -> tuple[dict, RetrievalDataset]:
-    """The rankings of a job and its dataset; checks that both list the same images."""
-    from omegaconf import OmegaConf
-
-    from benchmarks.configs import build_dataset
+def load_rankings(job_dir: Path, dataset: RetrievalDataset) -> dict:
+    """The rankings of a job; checks that they list the images of ``dataset``."""
     job_dir = Path(job_dir)
     with np.load(job_dir / "rankings.npz") as z:
         rankings = {k: z[k] for k in z.files}
-    dataset = build_dataset(OmegaConf.load(job_dir / ".hydra" / "config.yaml").dataset)
     names = [im.name for im in dataset.images]
     if list(rankings["db_names"]) != names:
         raise ValueError(f"{job_dir}: rankings.npz does not list the images of dataset "
                          f"{dataset.name} as rebuilt from .hydra/config.yaml")
-    return rankings, dataset
+    return rankings
 
 
 def judge(query: Query, results: Sequence[int]) -> list[str]:
@@ -60,11 +56,13 @@ def _thumbnail(image, size: int = 256) -> np.ndarray:
     return np.asarray(image)
 
 
-def retrieval_examples(job_dir: Path, path: Path | None = None, n_queries: int = 4, k: int = 5,
-                       queries: Sequence[int] | None = None, pdf: bool = False):
-    """A row per query: the query (with its box, if any) and its top-k results framed by
-    correctness. ``queries`` (indices) default to ``pick_queries``. Returns the Figure."""
-    rankings, dataset = load_job(job_dir)
+def retrieval_examples(job_dir: Path, dataset: RetrievalDataset, path: Path | None = None,
+                       n_queries: int = 4, k: int = 5, queries: Sequence[int] | None = None,
+                       pdf: bool = False):
+    """A row per query of the job's ``dataset``: the query (with its box, if any) and its top-k
+    results framed by correctness. ``queries`` (indices) default to ``pick_queries``. Returns the
+    Figure."""
+    rankings = load_rankings(job_dir, dataset)
     topk, aps = rankings["topk"], rankings["aps"]
     k = min(k, topk.shape[1])
     chosen = np.asarray(queries if queries is not None else pick_queries(aps, n_queries))

@@ -7,11 +7,9 @@ run per dataset. Every link is relative, and every run links to its ``.hydra/con
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
@@ -23,9 +21,13 @@ from analysis.paper import NO_RERANK
 from analysis.tables import (ablation_table, has_rerank, one_rerank, records_frame, rerank_gains,
                              to_markdown, write_ablation)
 from analysis.records import completed, gather, read_records
+from benchmarks.base import RetrievalDataset
+from benchmarks.errors import RecordsError
 
 log = logging.getLogger("deepagg")
 ASSETS = "report_files"
+#: a job folder -> the dataset its run evaluated (the report app rebuilds it from the job's config)
+JobDataset = Callable[[Path], RetrievalDataset]
 
 
 def job_dirs(results_dir: Path) -> dict[str, Path]:
@@ -69,7 +71,8 @@ def available_figures(df: pd.DataFrame, metric: str) -> list[tuple[str, str, Cal
 
 
 def example_figures(df: pd.DataFrame, dirs: dict[str, Path], assets: Path, metric: str,
-                    n_queries: int, k: int, pdf: bool) -> list[tuple[str, Path | None, str]]:
+                    n_queries: int, k: int, pdf: bool, job_dataset: JobDataset
+                    ) -> list[tuple[str, Path | None, str]]:
     """Retrieval examples of the best run per dataset: (dataset, figure or None, note)."""
     from analysis.examples import retrieval_examples
     out = []
@@ -83,7 +86,7 @@ def example_figures(df: pd.DataFrame, dirs: dict[str, Path], assets: Path, metri
             continue
         path = assets / f"examples_{ds}.png"
         try:
-            retrieval_examples(job, path, n_queries, k, pdf=pdf)
+            retrieval_examples(job, job_dataset(job), path, n_queries, k, pdf=pdf)
             out.append((ds, path, what))
         except Exception as e:  # a dataset that cannot be rebuilt here must not sink the report
             reason = (str(e).splitlines() or [type(e).__name__])[0][:160]
@@ -117,14 +120,16 @@ def runs_table(df: pd.DataFrame, dirs: dict[str, Path], base: Path, metric: str)
 
 
 def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_queries: int = 4,
-                 k: int = 5) -> Path:
-    """Write ``report.md`` (and ``report_files/``) into ``results_dir``; returns its path."""
+                 k: int = 5, job_dataset: JobDataset | None = None) -> Path:
+    """Write ``report.md`` (and ``report_files/``) into ``results_dir``; returns its path.
+    ``job_dataset(job folder)`` rebuilds the dataset a run evaluated, for its retrieval examples
+    (none are drawn without it)."""
     results_dir = Path(results_dir)
     gathered = gather(results_dir)
     records = [r for r in gathered if completed(r)]
     failed = [r for r in gathered if not completed(r)]
     if not records:
-        raise FileNotFoundError(f"no results.jsonl with completed records under {results_dir}")
+        raise RecordsError(f"no results.jsonl with completed records under {results_dir}")
     df = records_frame(records)
     dirs = job_dirs(results_dir)
     assets = results_dir / ASSETS
@@ -157,37 +162,14 @@ def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_qu
         plot(df, path, metric, pdf=pdf)
         extra = f" ([PDF]({link(path.with_suffix('.pdf'), results_dir)}))" if pdf else ""
         md += [f"### {title}{extra}", "", f"![{title}]({link(path, results_dir)})", ""]
-    if n_queries > 0:
+    if n_queries > 0 and job_dataset is not None:
         md += ["## Retrieval examples", "",
                "Best run per dataset; frames: green correct, red incorrect, grey junk.", ""]
-        for ds, path, note in example_figures(df, dirs, assets, metric, n_queries, k, pdf):
+        for ds, path, note in example_figures(df, dirs, assets, metric, n_queries, k, pdf,
+                                             job_dataset):
             md += [f"### {ds} ({note})", ""]
             md += [f"![retrieval examples, {ds}]({link(path, results_dir)})", ""] if path else []
     md += ["## Runs", "", runs_table(df, dirs, results_dir, metric), ""]
     out = results_dir / "report.md"
     out.write_text("\n".join(md))
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="deepagg-report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("results_dir", type=Path, help="folder searched for results.jsonl files")
-    parser.add_argument("--pdf", action="store_true", help="also write every figure as PDF")
-    parser.add_argument("--metric", default="mAP", help="metric of the figures (default: mAP)")
-    parser.add_argument("--examples", type=int, default=4, metavar="N",
-                        help="queries per retrieval-examples figure (0: none)")
-    parser.add_argument("--top-k", type=int, default=5, help="results shown per query")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if not args.results_dir.is_dir():
-        parser.error(f"{args.results_dir} is not a directory")
-    try:
-        out = build_report(args.results_dir, args.pdf, args.metric, args.examples, args.top_k)
-    except FileNotFoundError as e:
-        print(f"deepagg-report: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    print(out)
-
-
-if __name__ == "__main__":
-    main()

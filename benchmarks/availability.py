@@ -11,7 +11,7 @@ from benchmarks.errors import DatasetError
 def missing_requirements(dataset_cfgs: Iterable[Mapping], roles: Mapping[str, str] | None = None
                          ) -> list[str]:
     """One line per missing folder or file of the given dataset configs (``conf/dataset/*.yaml``
-    nodes, interpolations resolved), saying what is missing and how to get it; [] when all is there.
+    as plain mappings, interpolations resolved), saying what is missing and how to get it; [] when all is there.
     ``roles`` ({dataset name: role}, e.g. "PCA-training set, postprocess.fit_on") is named after
     the dataset in its lines.
 
@@ -25,7 +25,7 @@ def missing_requirements(dataset_cfgs: Iterable[Mapping], roles: Mapping[str, st
         return f"dataset {name} ({roles[name]})" if name in roles else f"dataset {name}"
 
     for cfg in dataset_cfgs:
-        cfg = _plain(cfg)
+        cfg = dict(cfg)
         target = cfg.get("_target_", "")
         knobs = {k: v for k, v in cfg.items() if not k.startswith("_")}
         entry = registry.entry_for_loader(target)
@@ -44,17 +44,6 @@ def missing_requirements(dataset_cfgs: Iterable[Mapping], roles: Mapping[str, st
         lines += [f"{label(name)}: missing {r.what} at {r.path}; {r.how()}" for r in needed
                   if not r.path.exists()]
     return lines
-
-
-def _plain(cfg) -> dict:
-    """A resolved plain dict from a DictConfig or a mapping."""
-    try:
-        from omegaconf import DictConfig, OmegaConf
-        if isinstance(cfg, DictConfig):
-            return OmegaConf.to_container(cfg, resolve=True)
-    except ImportError:
-        pass
-    return dict(cfg)
 
 
 def _importable(target: str) -> bool:

@@ -14,7 +14,6 @@ What comes from where (``benchmarks.registry`` says what to fetch):
 """
 from __future__ import annotations
 
-import argparse
 import ftplib
 import http.client
 import os
@@ -197,27 +196,6 @@ def _check_count(name: str, root: Path, recipe: Recipe, log) -> None:
         + ("" if found == recipe.n_images else f" (expected {recipe.n_images}: check the extraction)"))
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="deepagg-download", description="Download a benchmark into the layout deepagg reads "
-        "(docs/datasets.md). Interrupted downloads resume when run again.")
-    parser.add_argument("dataset", choices=registry.downloadable())
-    parser.add_argument("--root", required=True, type=Path,
-                        help="the dataset's folder, as in its config (e.g. data/oxford5k)")
-    parser.add_argument("--keep-archives", action="store_true", help="keep archives after extraction")
-    args = parser.parse_args(argv)
-    try:
-        download_dataset(args.dataset, args.root, args.keep_archives,
-                         log=lambda m: print(m, file=sys.stderr, flush=True))
-    except DeepaggError as e:
-        print(f"deepagg-download: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("deepagg-download: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
-    return 0
-
-
 def _range_start(headers) -> int | None:
     """The first byte of a 206 answer's 'Content-Range: bytes START-END/N', if any."""
     try:
@@ -234,6 +212,3 @@ def _range_total(error: urllib.error.HTTPError) -> int | None:
     except (IndexError, ValueError):
         return None
 
-
-if __name__ == "__main__":
-    sys.exit(main())

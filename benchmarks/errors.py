@@ -50,6 +50,10 @@ class StoreError(DeepaggError, RuntimeError):
     """The feature store cannot be read or written (full disk, foreign layout, permissions)."""
 
 
+class RecordsError(DeepaggError, FileNotFoundError):
+    """A results folder without the records a command needs (``deepagg-report``)."""
+
+
 class OutputError(DeepaggError, RuntimeError):
     """A run's outputs (tables, figures, records) cannot be written: full disk, permissions."""
 

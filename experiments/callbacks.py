@@ -7,7 +7,7 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from analysis.cli import SweepFailures
+from experiments.cli import SweepFailures
 from analysis.records import completed
 
 log = logging.getLogger("deepagg")

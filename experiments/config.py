@@ -13,7 +13,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from features.settings import ExecutionSettings, StoreConfig
+from experiments.settings import ExecutionSettings, StoreConfig
 
 
 @dataclass

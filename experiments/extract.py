@@ -15,7 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from experiments.config import register
-from analysis.cli import hydra_entry, launcher_cpus, report_errors
+from experiments.cli import hydra_entry, launcher_cpus, report_errors
 
 log = logging.getLogger("deepagg")
 register()
@@ -25,9 +25,8 @@ def extract(cfg: DictConfig) -> dict:
     """Fill the store for ``cfg.dataset`` (database, query crops) and every ``cfg.fit_on`` set;
     returns {dataset name: images}."""
     from benchmarks.availability import missing_requirements
-    from benchmarks.configs import build_dataset, dataset_config
     from experiments.pipeline import missing_files_error
-    from features.source import FeatureSource
+    from experiments.adapters import build_dataset, dataset_config, feature_source, plain
     from experiments.config import ExtractConfig
     from experiments.validate import check_backbone, check_execution, check_schema
     check_schema(cfg, ExtractConfig)
@@ -38,7 +37,7 @@ def extract(cfg: DictConfig) -> dict:
         raise ConfigError(f"shard={cfg.shard}: must be in [0, num_shards={cfg.num_shards})")
     fit_cfgs = [dataset_config(n, cfg.data_root, "fit_on")
                 for n in dict.fromkeys(cfg.fit_on) if n and n != cfg.dataset.name]
-    missing = missing_requirements([cfg.dataset, *fit_cfgs],
+    missing = missing_requirements([plain(c) for c in (cfg.dataset, *fit_cfgs)],
                                    {cfg.dataset.name: "test set", **{
                                        c.name: "fitting set, fit_on" for c in fit_cfgs}})
     if missing:
@@ -46,7 +45,7 @@ def extract(cfg: DictConfig) -> dict:
             missing.append("or extract other fitting sets: fit_on=[demo_holdout] (ships with "
                            "deepagg) or fit_on=[] (none)")
         raise missing_files_error(missing, cfg.data_root)
-    source = FeatureSource.from_settings(cfg, cpu_limit=launcher_cpus())
+    source = feature_source(cfg, cpu_limit=launcher_cpus())
     t = time.perf_counter()
     done = {}
     datasets = [build_dataset(cfg.dataset)] + [build_dataset(c) for c in fit_cfgs]

@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.base import RetrievalDataset
-from benchmarks.configs import build_dataset, dataset_config
+from experiments.adapters import build_dataset, dataset_config, plain
 from benchmarks.evaluation import check_scorable
 from benchmarks.errors import ConfigError, ParameterError
 from experiments import stages
@@ -68,7 +68,7 @@ def check_available(cfg: DictConfig, learns: bool, swept_datasets=()) -> None:
                 add(dataset_config(name, cfg.data_root, key=key), FIT_ROLES[key])
                 fit_keys.setdefault(name, set()).add(key)
     missing = list(dict.fromkeys(missing_requirements(
-        list(nodes.values()), {n: "; ".join(r) for n, r in roles.items()})))
+        [plain(n) for n in nodes.values()], {n: "; ".join(r) for n, r in roles.items()})))
     keys = sorted({k for n, ks in fit_keys.items() for k in ks
                    if any(line.startswith(f"dataset {n} (") for line in missing)})
     if keys:

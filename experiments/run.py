@@ -3,7 +3,7 @@
 Writes into the Hydra run directory: ``.hydra/config.yaml`` (resolved config), ``results.jsonl``,
 ``results.csv``, ``table.md``, ``comparison.png`` and ``rankings.npz`` (top-k lists for reports).
 
-Exit codes (analysis/cli.py): 0 done; 2 a setting, a file or a dataset that cannot work (one
+Exit codes (experiments/cli.py): 0 done; 2 a setting, a file or a dataset that cannot work (one
 message naming the key or the file: the project's errors and Hydra's own config errors alike); 1
 anything else, which is a bug and keeps its traceback.
 """
@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from analysis.machine import rounding_context
 from analysis.records import append_record, completed, config_hash, library_versions, read_records
-from analysis.cli import hydra_entry, launcher_cpus, report_errors
+from experiments.cli import hydra_entry, launcher_cpus, report_errors
 from experiments.config import register
 
 log = logging.getLogger("deepagg")
@@ -110,8 +110,8 @@ def run(cfg: DictConfig) -> dict | None:
     learns = instantiate_checked(cfg.aggregator, "aggregator").learns
     check_available(cfg, learns, swept_datasets())
     t = time.perf_counter()
-    from features.source import FeatureSource
-    ev = evaluate_config(cfg, FeatureSource.from_settings(cfg, cpu_limit=launcher_cpus()),
+    from experiments.adapters import feature_source
+    ev = evaluate_config(cfg, feature_source(cfg, cpu_limit=launcher_cpus()),
                          cache_root=cfg.store.root)
     record = build_record(cfg, ev, choices, job_dir, h)
     append_record(results, record)
@@ -126,7 +126,7 @@ def run(cfg: DictConfig) -> dict | None:
 
 def record_failure(cfg: DictConfig, error: Exception, status: str) -> None:
     """A record for a configuration of a sweep that did not complete: what it was, ``status``
-    (analysis.cli.FAILED or CRASHED) and the ``error`` message, no metrics. A rerun of the sweep
+    (experiments.cli.FAILED or CRASHED) and the ``error`` message, no metrics. A rerun of the sweep
     evaluates it again (``skip_existing`` skips completed records only)."""
     from features.extractor import feature_kind
     job_dir = Path(HydraConfig.get().runtime.output_dir)

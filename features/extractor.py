@@ -1,12 +1,13 @@
-"""What every local-feature extractor provides, its store identity, and building one from config.
+"""What every local-feature extractor provides, and its store identity.
 
-A ``backbone`` config names its class with ``_target_`` (features.deep.DeepExtractor,
-features.sift.SiftExtractor, or your own) and lists its constructor arguments; ``device``,
-``precision`` and ``decode`` come from the run.
+A ``backbone`` config (a plain mapping here) names its class with ``_target_``
+(features.deep.DeepExtractor, features.sift.SiftExtractor, or your own) and lists its constructor
+arguments; ``device``, ``precision`` and ``decode`` come from the run. The apps build extractors
+from configs (experiments/adapters.py).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Hashable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Hashable, Protocol, Sequence
 
 from PIL import Image
 
@@ -42,16 +43,11 @@ RUN_SETTINGS = {"precision": "fp32", "decode": "pil"}
 _IDENTITY_KINDS = {"features.deep.DeepExtractor": "deep", "features.sift.SiftExtractor": "sift"}
 
 
-def _plain(cfg) -> dict:
-    from omegaconf import OmegaConf
-    return OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
-
-
 def extractor_identity(cfg, **run_settings) -> dict:
     """What determines the features of a ``backbone`` config, known without building the model:
     every key of the resolved config but ``_target_`` (which becomes ``kind``), plus the run
     settings of ``RUN_SETTINGS`` that differ from their defaults."""
-    node = _plain(cfg)
+    node = dict(cfg)
     target = node.pop("_target_", None)
     if target is None:
         raise ValueError("a backbone config needs a _target_ (e.g. features.deep.DeepExtractor)")
@@ -66,22 +62,5 @@ def extractor_identity(cfg, **run_settings) -> dict:
 
 def feature_kind(cfg) -> str:
     """"deep", "sift", or the ``_target_`` of another extractor: without importing it."""
-    target = _plain(cfg).get("_target_", "")
+    target = dict(cfg).get("_target_", "")
     return _IDENTITY_KINDS.get(target, target)
-
-
-def build_extractor(cfg, device: str = "cpu", precision: str = "fp32",
-                    decode: str = "pil") -> Extractor:
-    """Instantiate a ``backbone`` config on ``device``."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    from benchmarks.errors import DeepaggError
-    node: Mapping = _plain(cfg)
-    try:
-        return instantiate(node, device=device, precision=precision, decode=decode)
-    except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, DeepaggError):
-            raise cause from None
-        raise

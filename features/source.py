@@ -9,15 +9,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from benchmarks.base import ImageRef
-from benchmarks.errors import ImageLoadError, ParameterError
+from benchmarks.errors import ImageLoadError, ParameterError, StoreError
 from benchmarks.imagefiles import image_size, stored_orientation
-from features.extractor import build_extractor, extractor_identity, feature_kind
+from features.extractor import Extractor, extractor_identity, feature_kind
 from features.store import FeatureStore, StoredFeatures
 
 log = logging.getLogger(__name__)
@@ -85,24 +85,26 @@ class FeatureSource:
     """Stored local features of image lists under one extractor config (``backbone``).
 
     store:        the FeatureStore.
-    backbone:     the extractor config (``_target_`` + constructor arguments).
-    device, precision, decode: where and how the extractor runs (precision and decode enter the
-                  store identity when not fp32 / pil).
+    backbone:     the extractor config, a plain mapping (``_target_`` + constructor arguments):
+                  what identifies the features in the store.
+    make_extractor: () -> the Extractor of ``backbone``, called once, only when the store lacks
+                  features (experiments.adapters builds one from a config); None: read only.
+    precision, decode: how the extractor runs (they enter the store identity when not fp32 / pil).
     batch_size:   images per forward pass; num_workers: loader worker processes (0: in process).
     min_image_side: smaller images stop the extraction with their name.
     shard:        (index, count) of this process among processes sharing an extraction.
     ``seconds`` accumulates the time spent getting features; ``extracted`` counts extractions.
     """
 
-    def __init__(self, store: FeatureStore, backbone, device: str = "cpu", precision: str = "fp32",
-                 decode: str = "pil", batch_size: int = 4, num_workers: int = 2,
+    def __init__(self, store: FeatureStore, backbone, make_extractor: Callable[[], Extractor] | None = None,
+                 precision: str = "fp32", decode: str = "pil", batch_size: int = 4, num_workers: int = 2,
                  min_image_side: int = 32, shard: tuple[int, int] = (0, 1), progress: bool = True):
         for key, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
                                 ("min_image_side", min_image_side, 1)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ParameterError(key, value, f"must be an integer >= {low}", "FeatureSource")
-        self.store, self.backbone = store, backbone
-        self.device, self.precision, self.decode = device, precision, decode
+        self.store, self.backbone, self.make_extractor = store, backbone, make_extractor
+        self.precision, self.decode = precision, decode
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)
         self.min_image_side, self.shard, self.progress = int(min_image_side), shard, progress
         self.identity = extractor_identity(backbone, precision=precision, decode=decode)
@@ -111,28 +113,14 @@ class FeatureSource:
         self.extracted = 0
         self._extractor = None
 
-    @classmethod
-    def from_settings(cls, cfg, backbone=None, cpu_limit: int | None = None) -> "FeatureSource":
-        """The source an app's config describes (``store.*``, ``device``, ``precision``,
-        ``decode``, ``batch_size``, ``num_workers``, ``threads``, ``min_image_side``, and
-        ``shard`` / ``num_shards`` where present), threads and workers sized to this job
-        (``cpu_limit``: the cores its launcher granted, if it said so)."""
-        from features import resources
-        backbone = cfg.backbone if backbone is None else backbone
-        _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone),
-                                     cpu_limit)
-        st = cfg.store
-        store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums,
-                             st.get("verify_images", False))
-        return cls(store, backbone, device=cfg.device, precision=cfg.precision, decode=cfg.decode,
-                   batch_size=resources.batch_size(cfg.batch_size, cfg.device), num_workers=workers,
-                   min_image_side=cfg.min_image_side,
-                   shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))
-
     def extractor(self):
         """The extractor, built on first use."""
         if self._extractor is None:
-            self._extractor = build_extractor(self.backbone, self.device, self.precision, self.decode)
+            if self.make_extractor is None:
+                raise StoreError(f"the store lacks features of {self.kind} extractor "
+                                 f"{self.identity} and this FeatureSource cannot extract (it was "
+                                 "given no make_extractor)")
+            self._extractor = self.make_extractor()
             log.info("extractor: %s", getattr(self._extractor, "weights_provenance", self.kind))
         return self._extractor
 

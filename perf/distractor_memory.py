@@ -76,11 +76,14 @@ def populate(store_root: Path, n: int, image_size: int) -> None:
     from omegaconf import OmegaConf
 
     from benchmarks.demo import demo_dataset
+    from experiments.adapters import build_extractor
     from features.source import FeatureSource
     from features.store import FeatureStore
-    backbone = OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/backbone/efficientnet_lite0.yaml")
-    backbone.image_size = image_size
-    source = FeatureSource(FeatureStore(store_root), backbone, batch_size=16, num_workers=1, progress=False)
+    backbone = OmegaConf.to_container(OmegaConf.load(
+        Path(__file__).resolve().parents[1] / "conf/backbone/efficientnet_lite0.yaml"))
+    backbone["image_size"] = image_size
+    source = FeatureSource(FeatureStore(store_root), backbone, lambda: build_extractor(backbone),
+                           batch_size=16, num_workers=1, progress=False)
     source._extractor = DistractorFeatures(source.extractor())
     source.features("demo", demo_dataset(distractors=n).images)
     source.features("demo_holdout", demo_dataset("demo_holdout", "holdout", 32).images)

@@ -21,7 +21,7 @@ def record_killed(launcher, idx: int, overrides: Sequence[str], reason: str) -> 
     """Record job ``idx`` (``overrides``) of ``launcher``'s sweep as crashed because of
     ``reason``, and return a completed JobReturn so that Hydra's sweeper goes on to the
     gathering."""
-    from analysis.cli import CRASHED
+    from experiments.cli import CRASHED
     from experiments.run import record_failure
     sweep_config = launcher.hydra_context.config_loader.load_sweep_config(launcher.config, list(overrides))
     with open_dict(sweep_config):

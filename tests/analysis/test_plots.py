@@ -7,6 +7,7 @@ from omegaconf import OmegaConf
 from analysis import plots
 from analysis.examples import FRAME, judge, pick_queries, retrieval_examples
 from analysis.tables import records_frame
+from benchmarks.demo import demo_dataset
 
 
 def legend_texts(ax):
@@ -112,23 +113,23 @@ def test_comparison_plot_picks_lines_for_dimension_sweeps(dims_frame, make_recor
 # ----------------------------------------------------------------------------- examples
 @pytest.fixture
 def demo_job(tmp_path):
-    """A job folder as deepagg-run leaves it: .hydra/config.yaml and rankings.npz."""
+    """A job folder as deepagg-run leaves it (.hydra/config.yaml and rankings.npz) and its
+    dataset."""
     job = tmp_path / "job"
     (job / ".hydra").mkdir(parents=True)
     dataset = {"_target_": "benchmarks.demo.demo_dataset", "name": "demo", "split": "test",
                "views_per_photo": 2, "view_width": 96, "view_height": 72}
     (job / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml({"dataset": dataset}))
-    from experiments.pipeline import build_dataset
-    ds = build_dataset(OmegaConf.create(dataset))
+    ds = demo_dataset(**{k: v for k, v in dataset.items() if k != "_target_"})
     topk = np.array([[(q + j) % 20 for j in range(5)] for q in range(20)])  # self, next, ...
     np.savez(job / "rankings.npz", topk=topk, aps=np.linspace(1, 0, 20),
              query_names=np.array([q.image.name for q in ds.queries]),
              db_names=np.array([im.name for im in ds.images]))
-    return job
+    return job, ds
 
 
 def test_retrieval_examples_frame_results_by_correctness(demo_job, tmp_path):
-    fig = retrieval_examples(demo_job, tmp_path / "ex.png", queries=[0, 1], k=3)
+    fig = retrieval_examples(*demo_job, tmp_path / "ex.png", queries=[0, 1], k=3)
     axes = np.array(fig.axes).reshape(2, 4)
     # query 0 = view 0 of photo 0: itself (junk), view 1 (correct), photo 1 view 0 (incorrect)
     expected = [["junk", "correct", "incorrect"], ["junk", "incorrect", "incorrect"]]
@@ -141,12 +142,13 @@ def test_retrieval_examples_frame_results_by_correctness(demo_job, tmp_path):
 
 
 def test_retrieval_examples_refuse_rankings_of_another_dataset(demo_job):
-    with np.load(demo_job / "rankings.npz") as z:
+    job, ds = demo_job
+    with np.load(job / "rankings.npz") as z:
         data = {k: z[k] for k in z.files}
     data["db_names"] = data["db_names"][::-1]
-    np.savez(demo_job / "rankings.npz", **data)
+    np.savez(job / "rankings.npz", **data)
     with pytest.raises(ValueError, match="does not list the images"):
-        retrieval_examples(demo_job)
+        retrieval_examples(job, ds)
 
 
 def test_query_choice_spans_successes_and_failures():

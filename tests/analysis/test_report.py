@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from analysis.report import build_report, main
+from analysis.report import build_report
+from experiments.adapters import job_dataset
+from experiments.report_app import main
 
 DEMO = {"_target_": "benchmarks.demo.demo_dataset", "name": "demo", "split": "test",
         "views_per_photo": 2, "view_width": 96, "view_height": 72}
@@ -52,7 +54,7 @@ def table_rows(markdown: str, header_start: str) -> list[list[str]]:
 
 
 def test_report_embeds_tables_existing_figures_examples_and_configs(results):
-    md = build_report(results, pdf=True, n_queries=2, k=3).read_text()
+    md = build_report(results, pdf=True, n_queries=2, k=3, job_dataset=job_dataset).read_text()
     assert "## Ablation table" in md
     ablation = table_rows(md, "| aggregator")
     assert ablation[0] == ["aggregator", "demo mAP", "holidays mAP", "holidays mAP (paper)"]
@@ -82,13 +84,14 @@ def test_report_follows_a_moved_results_folder(results, tmp_path):
 
 
 def test_cli_writes_the_report_and_fails_clearly_without_results(results, tmp_path, capsys):
-    main([str(results), "--examples", "0"])
+    assert main([str(results), "--examples", "0"]) == 0
     assert capsys.readouterr().out.strip() == str(results / "report.md")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(SystemExit) as e:
-        main([str(empty)])
-    assert e.value.code == 2 and "no results.jsonl" in capsys.readouterr().err
+    assert main([str(empty)]) == 2
+    assert "deepagg-report: error: no results.jsonl" in capsys.readouterr().err
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "nowhere is not a directory" in capsys.readouterr().err
 
 
 def test_report_carries_reranking_through_table_figures_and_runs(tmp_path, make_record):

@@ -17,7 +17,7 @@ REAL = ["holidays", "holidays_rotated", "oxford5k", "oxford105k", "paris6k", "pa
 
 
 def _dataset_cfg(name: str, data_root: Path):
-    from benchmarks.configs import dataset_config
+    from experiments.adapters import dataset_config
     return dataset_config(name, str(data_root))
 
 

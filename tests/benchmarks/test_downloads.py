@@ -17,6 +17,7 @@ from benchmarks import downloads, registry
 from benchmarks.downloads import DownloadError, download_dataset, extract, fetch
 from benchmarks.errors import DeepaggError
 from benchmarks.registry import DatasetEntry, Recipe, Remote
+from experiments.download_app import main as download_main
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB: tqdm shows it as "100k" (binary units)
 
@@ -319,16 +320,16 @@ def test_offline_error_says_where_to_put_the_files(tmp_path, monkeypatch):
 
 
 def test_cli_exit_codes(server, capsys, tmp_path, monkeypatch):
-    assert downloads.main(["flickr100k", "--root", str(tmp_path)]) == 2
+    assert download_main(["flickr100k", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "RAR" in err and registry.ENTRIES["flickr100k"].layout in err
     with pytest.raises(SystemExit) as e:
-        downloads.main(["nonsense", "--root", str(tmp_path)])
+        download_main(["nonsense", "--root", str(tmp_path)])
     assert e.value.code == 2
     _toy(monkeypatch, (Remote(server.url + "/missing.tgz"),))
-    assert downloads.main(["toy", "--root", str(tmp_path / "toy")]) == 2
+    assert download_main(["toy", "--root", str(tmp_path / "toy")]) == 2
     assert "HTTP 404" in capsys.readouterr().err
     server.files["/images.tgz"] = _tar({"jpg/1.jpg": b"a"})
     _toy(monkeypatch, (Remote(server.url + "/images.tgz"),), n_images=1)
-    assert downloads.main(["toy", "--root", str(tmp_path / "toy")]) == 0
+    assert download_main(["toy", "--root", str(tmp_path / "toy")]) == 0
     assert f"toy: 1 images in {tmp_path / 'toy' / 'jpg'}\n" in capsys.readouterr().err

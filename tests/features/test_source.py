@@ -5,12 +5,18 @@ import pytest
 from PIL import Image
 
 from benchmarks.base import ImageRef
-from benchmarks.errors import ImageLoadError
+from benchmarks.errors import ImageLoadError, StoreError
+from features.sift import SiftExtractor
 from features.source import FeatureSource, ImageItem
 from features.store import FeatureStore
 
-SIFT = {"_target_": "features.sift.SiftExtractor", "max_keypoints": 50, "root_sift": True,
-        "contrast_threshold": 0.01, "resize": "max_side", "image_size": 96, "interpolation": "bilinear"}
+SIFT_ARGS = {"max_keypoints": 50, "root_sift": True, "contrast_threshold": 0.01, "resize": "max_side",
+             "image_size": 96, "interpolation": "bilinear"}
+SIFT = {"_target_": "features.sift.SiftExtractor", **SIFT_ARGS}
+
+
+def sift_source(store) -> FeatureSource:
+    return FeatureSource(store, SIFT, lambda: SiftExtractor(**SIFT_ARGS), num_workers=0, progress=False)
 
 
 def _photo(path, seed, size=(96, 72)):
@@ -39,10 +45,10 @@ def test_crops_and_plain_jpegs(tmp_path):
 def test_replaced_file_is_re_extracted_and_nothing_is_built_when_all_is_stored(tmp_path):
     refs = [_photo(tmp_path / f"im{i}.png", i) for i in range(5)]
     store = FeatureStore(tmp_path / "store", "float32", chunk_size=2)
-    src = FeatureSource(store, SIFT, num_workers=0, progress=False)
+    src = sift_source(store)
     first = src.features("toy", refs)
     assert src.extracted == 1 and first[4].n > 0
-    again = FeatureSource(store, SIFT, num_workers=0, progress=False)
+    again = sift_source(store)
     again.features("toy", refs)
     assert again.extracted == 0 and again._extractor is None       # no extractor was built
     _photo(tmp_path / "im4.png", 99)                                 # the user replaces a file
@@ -50,6 +56,16 @@ def test_replaced_file_is_re_extracted_and_nothing_is_built_when_all_is_stored(t
     assert again.extracted == 1
     assert not np.array_equal(np.asarray(fixed[4].descriptors), np.asarray(first[4].descriptors))
     np.testing.assert_array_equal(fixed[0].descriptors, first[0].descriptors)
+
+
+def test_a_source_without_an_extractor_reads_but_names_what_it_cannot_extract(tmp_path):
+    refs = [_photo(tmp_path / f"im{i}.png", i) for i in range(3)]
+    store = FeatureStore(tmp_path / "store", "float32", chunk_size=2)
+    stored = sift_source(store).features("toy", refs)
+    reader = FeatureSource(store, SIFT, num_workers=0, progress=False)
+    np.testing.assert_array_equal(reader.features("toy", refs)[2].descriptors, stored[2].descriptors)
+    with pytest.raises(StoreError, match="cannot extract .*make_extractor"):
+        reader.features("toy", refs + [_photo(tmp_path / "new.png", 7)])
 
 
 def test_precision_and_decode_split_the_store_only_when_not_default():

@@ -4,7 +4,7 @@ import pytest
 
 from features import LocalFeatures
 from features.store import FeatureStore
-from features.store_cli import main
+from experiments.store_app import main
 
 
 def _fill(root):

@@ -20,11 +20,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig
 from PIL import Image
 
-from analysis.cli import hydra_entry, launcher_cpus, report_errors
-from benchmarks.configs import build_dataset, dataset_config
 from benchmarks.errors import ConfigError
-from features.settings import ExecutionSettings, StoreConfig
-from features.source import FeatureSource
+from experiments.adapters import build_dataset, dataset_config, feature_source
+from experiments.cli import hydra_entry, launcher_cpus, report_errors
+from experiments.settings import ExecutionSettings, StoreConfig
 
 log = logging.getLogger("deepagg")
 
@@ -151,7 +150,7 @@ def run(cfg: DictConfig, out_dir: Path) -> dict:
 
     rng = np.random.default_rng(cfg.seed)
     dataset = build_dataset(cfg.dataset)
-    sources = {k: FeatureSource.from_settings(cfg, b, launcher_cpus()) for k, b in cfg.extractors.items()}
+    sources = {k: feature_source(cfg, b, launcher_cpus()) for k, b in cfg.extractors.items()}
     feats = {k: s.features(dataset.name, dataset.images) for k, s in sources.items()}
     pairs, estimated = image_pairs(cfg, dataset, feats, rng)
     log.info("%s: %d matching image pairs, %d unrelated pairs in the pool", dataset.name,

@@ -1,6 +1,8 @@
-"""What every Hydra app of deepagg shares: one line and exit code 2 for bad input, Hydra's own
-config errors included; a traceback and exit code 1 for bugs; in a multirun, a failed job is
-recorded and the sweep goes on, exiting 2 (or 1 after a crash) at its end.
+"""The exit codes of every deepagg command, in one place: 0 done; 2 bad input (a setting, a file, a
+dataset; one line naming it), Hydra's own config errors included; 1 a bug (with its traceback);
+130 interrupted. In a multirun a failed job is recorded and the sweep goes on, exiting 2 (or 1
+after a crash) at its end. ``hydra_entry`` wraps the Hydra apps (deepagg-run, -extract,
+-similarity), ``command_entry`` the argparse ones (deepagg-store, -download, -report).
 
 Hydra reports a config error (unknown key, missing config, bad override) before the app starts,
 and an exception of a job after the run or sweep has started, both with exit code 1. The
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Callable, Sequence
 
 from hydra.experimental.callback import Callback
 
@@ -150,4 +153,22 @@ def hydra_entry(app):
             raise
         if SweepFailures.exit_code():
             sys.exit(SweepFailures.exit_code())
+    return main
+
+
+def command_entry(prog: str, command: Callable[[Sequence[str] | None], int | None],
+                  interrupted: str = "interrupted") -> Callable[[Sequence[str] | None], int]:
+    """A console-script entry point around an argparse ``command(argv)`` that returns its exit
+    code (None: 0): a project error prints ``prog: error: message`` on stderr and returns 2,
+    Ctrl-C prints ``prog: {interrupted}`` and returns 130; anything else is a bug and keeps its
+    traceback (exit code 1)."""
+    def main(argv: Sequence[str] | None = None) -> int:
+        try:
+            return command(argv) or 0
+        except DeepaggError as e:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"{prog}: {interrupted}", file=sys.stderr)
+            return 130
     return main

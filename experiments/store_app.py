@@ -21,6 +21,8 @@ import textwrap
 import uuid
 from pathlib import Path
 
+from benchmarks.errors import StoreError
+from experiments.cli import command_entry
 from features.store import RECORD, ChunkInvalid, ChunkSpec, check_chunk
 
 
@@ -68,7 +70,7 @@ def describe(extractor: dict) -> str:
     return " ".join(f"{k}={extractor[k]}" for k in keys if k in extractor)
 
 
-def main(argv: list[str] | None = None) -> int:
+def store(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="deepagg-store", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Look into a feature store and check it.",
@@ -88,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = (args.root or default_root()).expanduser()
     if not root.is_dir():
-        print(f"deepagg-store: error: no store at {root} (set --root or $DEEPAGG_STORE)", file=sys.stderr)
-        return 2
+        raise StoreError(f"no store at {root} (set --root or $DEEPAGG_STORE)")
     bad = checked = 0
     if args.command == "clean":
         freed = 0
@@ -129,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{checked} chunk(s) checked, {bad} bad, under {root}")
     return 1 if bad else 0
 
+
+main = command_entry("deepagg-store", store)
 
 if __name__ == "__main__":
     sys.exit(main())

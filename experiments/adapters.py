@@ -1,0 +1,113 @@
+"""Config -> object: the datasets, extractors and feature sources an app's config describes.
+The layers below take plain arguments; this is where Hydra composes and instantiates for them.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.base import RetrievalDataset
+from benchmarks.configs import loader_arguments, resolve_dataset
+from benchmarks.errors import DatasetError, DeepaggError
+from features.extractor import Extractor, feature_kind
+from features.source import FeatureSource
+from features.store import FeatureStore
+
+
+def plain(node) -> Any:
+    """A config node as plain Python (interpolations resolved); plain input is returned as is."""
+    return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    if GlobalHydra.instance().is_initialized():
+        return compose(overrides=overrides)
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        return compose(overrides=overrides)
+
+
+def known_datasets() -> list[str]:
+    """Names of the dataset configs on the search path: inside a running Hydra app its own
+    (``--config-dir`` additions included), elsewhere the packaged ``conf`` module's."""
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    if GlobalHydra.instance().is_initialized():
+        return sorted(GlobalHydra.instance().config_loader().get_group_options("dataset"))
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        return sorted(GlobalHydra.instance().config_loader().get_group_options("dataset"))
+
+
+def dataset_config(name: str, data_root: str, key: str = "dataset") -> DictConfig:
+    """The config of dataset ``name`` (``conf/dataset/NAME.yaml``, composed with its
+    ``defaults``), ``${data_root}`` resolved to ``data_root``; ``key`` names the setting that
+    asked for it in errors."""
+    from hydra.errors import MissingConfigException
+
+    def compose(n: str) -> DictConfig | None:
+        try:
+            cfg = _compose([f"+dataset={n}"])
+        except MissingConfigException:
+            return None
+        merged = OmegaConf.merge({"data_root": data_root}, {"dataset": cfg.dataset})
+        node = merged.dataset
+        OmegaConf.resolve(merged)
+        return node
+    return resolve_dataset(name, compose, known_datasets, key)
+
+
+def build_dataset(cfg) -> RetrievalDataset:
+    """Instantiate a dataset config; loader errors surface as they are (DatasetError naming the
+    file), wrong argument names as a DatasetError naming the loader."""
+    from hydra.utils import instantiate
+    node = loader_arguments(plain(cfg))
+    try:
+        return instantiate(node)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, DeepaggError):
+            raise cause from None
+        if isinstance(cause, (TypeError, ValueError)):
+            raise DatasetError(f"dataset {node.get('name', node.get('_target_'))}: {cause}") from cause
+        raise
+
+
+def job_dataset(job_dir) -> RetrievalDataset:
+    """The dataset a run evaluated, rebuilt from its job folder's ``.hydra/config.yaml``."""
+    from pathlib import Path
+    return build_dataset(OmegaConf.load(Path(job_dir) / ".hydra" / "config.yaml").dataset)
+
+
+def build_extractor(cfg, device: str = "cpu", precision: str = "fp32",
+                    decode: str = "pil") -> Extractor:
+    """Instantiate a ``backbone`` config on ``device``."""
+    from hydra.utils import instantiate
+    try:
+        return instantiate(plain(cfg), device=device, precision=precision, decode=decode)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DeepaggError):
+            raise e.__cause__ from None
+        raise
+
+
+def feature_source(cfg, backbone=None, cpu_limit: int | None = None) -> FeatureSource:
+    """The source an app's config describes (``store.*``, ``device``, ``precision``, ``decode``,
+    ``batch_size``, ``num_workers``, ``threads``, ``min_image_side``, and ``shard`` /
+    ``num_shards`` where present; ``backbone`` defaults to ``cfg.backbone``), threads and
+    workers sized to this job (``cpu_limit``: the cores its launcher granted, if it said so)."""
+    from features import resources
+    backbone: Mapping = plain(cfg.backbone if backbone is None else backbone)
+    _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone),
+                                 cpu_limit)
+    st = cfg.store
+    store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums,
+                         st.get("verify_images", False))
+    return FeatureSource(
+        store, backbone, lambda: build_extractor(backbone, cfg.device, cfg.precision, cfg.decode),
+        precision=cfg.precision, decode=cfg.decode,
+        batch_size=resources.batch_size(cfg.batch_size, cfg.device), num_workers=workers,
+        min_image_side=cfg.min_image_side,
+        shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))
