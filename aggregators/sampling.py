@@ -16,12 +16,17 @@ def sample_rows(blocks: Sequence[np.ndarray], max_rows: int, seed: int) -> np.nd
     stacking order, and the same blocks, cap and seed give the same sample. Only the picked
     rows are copied, so the blocks may be memory-mapped.
     """
-    sizes = np.array([len(b) for b in blocks], dtype=np.int64)
-    total = int(sizes.sum())
+    total = sum(len(b) for b in blocks)
     if total <= max_rows:
         return np.concatenate([np.asarray(b, dtype=np.float32) for b in blocks])
-    picked = np.sort(np.random.default_rng(seed).choice(total, size=max_rows, replace=False))
-    ends = np.cumsum(sizes)
+    return take_rows(blocks, np.sort(np.random.default_rng(seed).choice(total, size=max_rows,
+                                                                         replace=False)))
+
+
+def take_rows(blocks: Sequence[np.ndarray], picked: np.ndarray) -> np.ndarray:
+    """(len(picked), d) float32: the rows at the sorted indices ``picked`` of the stacked
+    ``blocks``, in that order; only those rows are copied (the blocks may be memory-mapped)."""
+    ends = np.cumsum([len(b) for b in blocks], dtype=np.int64)
     per_block = np.split(picked, np.searchsorted(picked, ends[:-1]))
     return np.concatenate([np.asarray(b[rows - (end - len(b))], dtype=np.float32)
                            for b, rows, end in zip(blocks, per_block, ends) if len(rows)])

@@ -114,17 +114,23 @@ def _append(path: Path, line: str, lock) -> None:
             os.fsync(f.fileno())
 
 
-def gather(directory: Path) -> list[dict]:
-    """Every record under ``directory`` (recursively), one per config hash: the newest completed
-    one, else the newest failure; ordered by dataset, extractor, aggregator, dimension and
-    re-ranking (none first)."""
-    by_hash: dict[str, dict] = {}
+def newest_by_hash(directory: Path) -> dict:
+    """config hash -> (the record that stands for it, the results.jsonl holding it), over every
+    results.jsonl under ``directory`` (found by scanning, so a moved folder still resolves): the
+    newest completed record, else the newest failure. Records without a hash keep their own."""
+    by_hash: dict = {}
     for p in sorted(Path(directory).rglob("results.jsonl")):
         for r in read_records(p):
             key = r.get("config_hash", id(r))
-            if key not in by_hash or _supersedes(r, by_hash[key]):
-                by_hash[key] = r
-    return sorted(by_hash.values(), key=lambda r: (
+            if key not in by_hash or _supersedes(r, by_hash[key][0]):
+                by_hash[key] = (r, p)
+    return by_hash
+
+
+def gather(directory: Path) -> list[dict]:
+    """Every record under ``directory`` (recursively), one per config hash (``newest_by_hash``);
+    ordered by dataset, extractor, aggregator, dimension and re-ranking (none first)."""
+    return sorted((r for r, _ in newest_by_hash(directory).values()), key=lambda r: (
         str(r.get("dataset")), str(r.get("extractor")), str(r.get("aggregator")), r.get("dim") or 0,
         (r.get("rerank") or "none") != "none", str(r.get("rerank") or "")))
 

@@ -20,7 +20,7 @@ from analysis import plots
 from analysis.paper import NO_RERANK
 from analysis.tables import (ablation_table, has_rerank, one_rerank, records_frame, rerank_gains,
                              to_markdown, write_ablation)
-from analysis.records import completed, gather, read_records
+from analysis.records import completed, gather, newest_by_hash
 from benchmarks.base import RetrievalDataset
 from benchmarks.errors import RecordsError
 
@@ -31,15 +31,9 @@ JobDataset = Callable[[Path], RetrievalDataset]
 
 
 def job_dirs(results_dir: Path) -> dict[str, Path]:
-    """config hash -> the folder of the newest results.jsonl holding it (found by scanning, so
-    a moved results folder still resolves)."""
-    found: dict[str, tuple[str, Path]] = {}
-    for p in sorted(Path(results_dir).rglob("results.jsonl")):
-        for r in read_records(p):
-            h, t = r.get("config_hash"), r.get("timestamp", "")
-            if h and (h not in found or t >= found[h][0]):
-                found[h] = (t, p.parent)
-    return {h: d for h, (_, d) in found.items()}
+    """config hash -> the job folder of the record that stands for it (``newest_by_hash``)."""
+    return {h: path.parent for h, (_, path) in newest_by_hash(results_dir).items()
+            if isinstance(h, str)}
 
 
 def link(target: Path, base: Path) -> str:

@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.errors import ImageLoadError
-from benchmarks.imagefiles import decode_image, decoded_as_before, file_digest, file_stamp
+from benchmarks.imagefiles import decode_image, decoded_as_before, file_digest, file_stamp, image_size
 
 #: protocols understood by ``benchmarks.evaluation.evaluate``
 PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
@@ -50,6 +50,15 @@ class ImageRef:
         im = self._load_unrotated()
         turn = _TURNS[self.rotate % 360]
         return im if turn is None else im.transpose(turn)
+
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the image as ``load()`` gives it (EXIF orientation applied, then
+        ``rotate``): read from the file header without decoding; a rendered image is rendered."""
+        if self.render is not None or self.path is None:
+            w, h = self._load_unrotated().size
+        else:
+            w, h = image_size(self.path)
+        return (h, w) if self.rotate % 180 else (w, h)
 
     def stamp(self) -> str:
         """What shows that the image's file was replaced (its size and mtime); "" for rendered

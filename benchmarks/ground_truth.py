@@ -196,7 +196,7 @@ def build_dataset(name: str, gt: GroundTruth, index: ImageIndex, source: Path, *
     for qn, db, rel, box in zip(gt.query_names, gt.query_db, gt.relevant, gt.boxes):
         image = images[db] if db is not None else ImageRef(qn, index.path(qn, listed_in=source))
         if box is not None:
-            box = check_box(name, qn, box, image.path)
+            box = check_box(name, qn, box, image.size(), image.path)
         queries.append(Query(image=image, relevant=rel, db_index=db, box=box))
     return RetrievalDataset(name=name, images=images, queries=queries, protocol=gt.protocol,
                             crop_queries=crop_queries, meta=meta)

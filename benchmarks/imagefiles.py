@@ -180,20 +180,20 @@ def image_size(path: Path) -> tuple[int, int]:
                              "replace it with a good copy (re-download the dataset)") from e
 
 
-def check_box(owner: str, name: str, box, path: Path, rotate: int = 0) -> tuple[float, float, float, float]:
-    """``box`` (x1, y1, x2, y2) as floats, checked against the image's actual size."""
+def check_box(owner: str, name: str, box, size: tuple[int, int], where
+              ) -> tuple[float, float, float, float]:
+    """``box`` (x1, y1, x2, y2) as floats, checked against ``size``, the (width, height) of the
+    upright image (``ImageRef.size()``); ``where`` (its file) is named in errors."""
     try:
         x1, y1, x2, y2 = (float(v) for v in box)
     except (TypeError, ValueError):
         raise DatasetError(f"{owner}: query {name!r} has a malformed box {box!r}; "
                            "expected four numbers x1 y1 x2 y2") from None
-    w, h = image_size(path)
-    if rotate % 180:
-        w, h = h, w
+    w, h = size
     t = BOX_TOLERANCE
     if not (x2 > x1 and y2 > y1 and x1 >= -t and y1 >= -t and x2 <= w + t and y2 <= h + t):
         raise DatasetError(f"{owner}: the box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) of query {name!r} is empty "
-                           f"or outside its image {path} ({w} x {h} pixels); boxes are x1 y1 x2 y2 in "
+                           f"or outside its image {where} ({w} x {h} pixels); boxes are x1 y1 x2 y2 in "
                            "pixels of the original image: check the ground truth belongs to these images")
     return x1, y1, x2, y2
 

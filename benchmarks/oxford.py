@@ -123,7 +123,7 @@ def _read_query(name: str, query_file: Path, position: dict[str, int], excluded:
     good, ok, junk = (_read_list(name, query_file.with_name(f"{stem}_{k}.txt"), position, excluded)
                       for k in ("good", "ok", "junk"))
     db = position[qname]
-    box = check_box(name, qname, fields[1:], images[db].path)
+    box = check_box(name, qname, fields[1:], images[db].size(), images[db].path)
     return Query(image=images[db], relevant={"ok": np.union1d(good, ok), "junk": junk}, db_index=db, box=box)
 
 

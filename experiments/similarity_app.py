@@ -18,8 +18,8 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import MISSING, DictConfig
-from PIL import Image
 
+from aggregators.sampling import take_rows
 from benchmarks.errors import ConfigError
 from experiments.adapters import build_dataset, dataset_config, feature_source
 from experiments.cli import hydra_entry, launcher_cpus, report_errors
@@ -72,29 +72,19 @@ ConfigStore.instance().store(name="similarity_schema", node=SimilarityConfig)
 
 
 def image_sizes(dataset) -> np.ndarray:
-    """(N, 2) pixel (w, h) of every database image, as the extractors saw it before resizing."""
+    """(N, 2) pixel (w, h) of every database image, upright, as the extractors saw it before
+    resizing (``ImageRef.size``; the demo's known view size without rendering its views)."""
     if "view_size" in dataset.meta:
         return np.tile(np.asarray(dataset.meta["view_size"], np.int64), (len(dataset.images), 1))
-    sizes = []
-    for ref in dataset.images:
-        if ref.path is not None:
-            with Image.open(ref.path) as im:  # reads the header only
-                w, h = im.size
-            sizes.append((h, w) if ref.rotate % 180 else (w, h))
-        else:
-            sizes.append(ref.load().size)
-    return np.asarray(sizes, np.int64)
+    return np.asarray([ref.size() for ref in dataset.images], np.int64).reshape(-1, 2)
 
 
 def sample_local(features, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(<= n, d) local descriptors drawn uniformly from a list of LocalFeatures."""
-    counts = np.array([f.n for f in features])
-    total = int(counts.sum())
-    pick = np.sort(rng.choice(total, min(n, total), replace=False))
-    image = np.searchsorted(np.cumsum(counts), pick, side="right")
-    offset = pick - np.r_[0, np.cumsum(counts)][image]
-    return np.concatenate([np.asarray(features[i].descriptors, np.float32)[offset[image == i]]
-                           for i in np.unique(image)])
+    """(<= n, d) local descriptors drawn uniformly from a list of LocalFeatures, from the study's
+    own random stream (one draw even when all fit, which keeps the study's samples as they were)."""
+    blocks = [f.descriptors for f in features]
+    total = sum(len(b) for b in blocks)
+    return take_rows(blocks, np.sort(rng.choice(total, min(n, total), replace=False)))
 
 
 def image_pairs(cfg: DictConfig, dataset, feats: dict, rng: np.random.Generator):

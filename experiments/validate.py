@@ -57,7 +57,7 @@ def check_backbone(backbone) -> None:
     Weights and layers are checked when the model is built (only if something is extracted)."""
     from hydra.utils import get_class
 
-    from features.deep import check_resize_settings
+    from features.resize import check_resize_settings
     node = OmegaConf.to_container(backbone, resolve=True) if OmegaConf.is_config(backbone) else dict(backbone)
     target = node.get("_target_")
     if not target:

@@ -22,35 +22,10 @@ from PIL import Image
 
 from benchmarks.errors import ParameterError
 from features.local_features import LocalFeatures
+from features.resize import check_resize_settings, resize_image, resized_size
 
-_INTERP = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
-           "lanczos": Image.LANCZOS}
-RESIZE_POLICIES = ("square", "max_side", "none")
 PRECISIONS = ("fp32", "fp16", "bf16")
 DECODERS = ("pil", "torchvision")
-
-
-def resized_size(w: int, h: int, resize: str, image_size: int) -> tuple[int, int]:
-    """(width, height) after the resize policy: ``square`` (aspect ratio not kept, as the paper's
-    586 x 586), ``max_side`` (longest side = image_size, aspect kept), ``none``."""
-    if resize == "square":
-        return image_size, image_size
-    if resize == "max_side":
-        s = image_size / max(w, h)
-        return max(1, round(w * s)), max(1, round(h * s))
-    if resize == "none":
-        return w, h
-    raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}")
-
-
-def check_resize_settings(owner: str, resize: str, image_size, interpolation: str) -> None:
-    """ParameterError for a resize policy, size or interpolation that cannot work."""
-    if resize not in RESIZE_POLICIES:
-        raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}", owner)
-    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
-        raise ParameterError("image_size", image_size, "must be a positive integer (pixels)", owner)
-    if interpolation not in _INTERP:
-        raise ParameterError("interpolation", interpolation, f"expected one of {list(_INTERP)}", owner)
 
 
 @dataclass(frozen=True)
@@ -65,9 +40,7 @@ class ResizeImage:
         """``image``: a PIL image, or an item with ``load()`` (the input pipeline's)."""
         if not isinstance(image, Image.Image):
             image = image.load()
-        size = resized_size(image.width, image.height, self.resize, self.image_size)
-        if size != image.size:
-            image = image.resize(size, _INTERP[self.interpolation])
+        image = resize_image(image, self.resize, self.image_size, self.interpolation)
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 

@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.errors import ParameterError
-from features.deep import _INTERP, check_resize_settings, resized_size
 from features.local_features import LocalFeatures
+from features.resize import check_resize_settings, resize_image
 
 SIFT_DIM = 128
 
@@ -47,9 +47,7 @@ class SiftFeatures:
 
     def gray(self, image: Image.Image) -> np.ndarray:
         """(H, W) uint8 grayscale after the resize policy."""
-        size = resized_size(image.width, image.height, self.resize, self.image_size)
-        if size != image.size:
-            image = image.resize(size, _INTERP[self.interpolation])
+        image = resize_image(image, self.resize, self.image_size, self.interpolation)
         return np.asarray(image.convert("L"), dtype=np.uint8)
 
     def extract(self, gray: np.ndarray) -> LocalFeatures:

@@ -16,7 +16,7 @@ from PIL import Image
 
 from benchmarks.base import ImageRef
 from benchmarks.errors import ImageLoadError, ParameterError, StoreError
-from benchmarks.imagefiles import image_size, stored_orientation
+from benchmarks.imagefiles import stored_orientation
 from features.extractor import Extractor, extractor_identity, feature_kind
 from features.store import FeatureStore, StoredFeatures
 
@@ -69,8 +69,8 @@ class ImageItem:
         return Path(ref.path)
 
     def size(self) -> tuple[int, int]:
-        """(width, height) of the upright file, from its header, checked against ``min_side``."""
-        w, h = image_size(self.ref.path)
+        """(width, height) of the upright image (``ImageRef.size``), checked against ``min_side``."""
+        w, h = self.ref.size()
         self._check(w, h)
         return w, h
 

@@ -1,7 +1,7 @@
 """The seeded sampler shared by the learned aggregators."""
 import numpy as np
 
-from aggregators.sampling import sample_rows
+from aggregators.sampling import sample_rows, take_rows
 
 
 def _blocks():
@@ -26,3 +26,12 @@ def test_caps_without_replacement_and_is_seeded():
     np.testing.assert_array_equal(out[:, 0], out[:, 1])    # whole rows, not mixed
     np.testing.assert_array_equal(out, sample_rows(_blocks(), 6, seed=3))
     assert any(not np.array_equal(out, sample_rows(_blocks(), 6, seed=s)) for s in range(4, 8))
+
+
+def test_take_rows_equals_indexing_the_stacked_blocks():
+    blocks = [np.arange(6, dtype=np.float16).reshape(3, 2), np.zeros((0, 2)),
+              np.arange(6, 14, dtype=np.float16).reshape(4, 2)]
+    picked = np.array([0, 2, 3, 6])
+    out = take_rows(blocks, picked)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out, np.concatenate(blocks).astype(np.float32)[picked])

@@ -59,3 +59,17 @@ def test_malformed_records_are_skipped_with_a_warning_failed_ones_kept(tmp_path,
         records = read_records(path)
     assert [r["config_hash"] for r in records] == ["f", "ok"]
     assert "line 1: not a result record" in caplog.text and "line 2: not a result record" in caplog.text
+
+
+def test_the_report_links_the_job_whose_record_the_tables_show(tmp_path):
+    """A failure newer than a completed record of the same configuration (a rerun that crashed
+    while writing figures) hides neither its result from the tables nor its folder from the report."""
+    from analysis.report import job_dirs
+    for sub, ts, rec in (("done", "2026-01-01T00:00:00", {"metrics": {"mAP": 0.4}}),
+                         ("later", "2026-02-01T00:00:00", {"status": "failed", "error": "disk full"})):
+        (tmp_path / sub).mkdir()
+        append_record(tmp_path / sub / "results.jsonl", {"config_hash": "h", "timestamp": ts,
+                                                         "dataset": "d", **rec})
+    (only,) = gather(tmp_path)
+    assert only["metrics"]["mAP"] == 0.4
+    assert job_dirs(tmp_path) == {"h": tmp_path / "done"}

@@ -63,3 +63,19 @@ def test_default_app_on_the_demo_separates_deep_features_better_at_image_level(t
     t = app.run(cfg, tmp_path)["table"].set_index(["level", "features", "similarity"])
     assert t.loc[("image", "deep", "cosine"), "auc"] > t.loc[("image", "sift", "cosine"), "auc"]
     assert t.loc[("local", "deep", "cosine"), "mean_ratio"] < t.loc[("local", "sift", "cosine"), "mean_ratio"]
+
+
+def test_the_study_maps_positions_with_the_upright_size_of_exif_rotated_photos(tmp_path):
+    """A phone photo stored 200 x 100 with EXIF orientation 6 is seen 100 x 200 by the extractors;
+    the study's homographies must use that size (it used the stored one)."""
+    from PIL import Image
+
+    from benchmarks.base import ImageRef, RetrievalDataset
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (200, 100)).save(tmp_path / "phone.jpg", exif=exif)
+    Image.new("RGB", (64, 48)).save(tmp_path / "plain.jpg")
+    refs = [ImageRef("phone", tmp_path / "phone.jpg"), ImageRef("plain", tmp_path / "plain.jpg", rotate=90)]
+    ds = RetrievalDataset("toy", refs, [], "holidays")
+    assert app.image_sizes(ds).tolist() == [[100, 200], [48, 64]]
+    assert app.image_sizes(ds).tolist() == [list(r.load().size) for r in refs]

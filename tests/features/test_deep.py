@@ -5,16 +5,7 @@ import torch
 from PIL import Image
 
 from benchmarks.errors import ParameterError
-from features.deep import DeepExtractor, resized_size
-
-
-def test_resize_policies():
-    assert resized_size(640, 480, "square", 586) == (586, 586)
-    assert resized_size(640, 480, "max_side", 1024) == (1024, 768)
-    assert resized_size(480, 640, "max_side", 384) == (288, 384)
-    assert resized_size(33, 17, "none", 1) == (33, 17)
-    with pytest.raises(ValueError, match="resize='fit'"):
-        resized_size(1, 1, "fit", 3)
+from features.deep import DeepExtractor
 
 
 def test_paper_preset_gives_37x37x512():

@@ -1,0 +1,42 @@
+"""The resize policies every extractor applies before it sees an image (deep and SIFT alike), so
+that ``resize`` / ``image_size`` / ``interpolation`` mean the same in every backbone config."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.errors import ParameterError
+
+INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest": Image.NEAREST,
+                  "lanczos": Image.LANCZOS}
+RESIZE_POLICIES = ("square", "max_side", "none")
+
+
+def resized_size(w: int, h: int, resize: str, image_size: int) -> tuple[int, int]:
+    """(width, height) after the resize policy: ``square`` (aspect ratio not kept, as the paper's
+    586 x 586), ``max_side`` (longest side = image_size, aspect kept), ``none``."""
+    if resize == "square":
+        return image_size, image_size
+    if resize == "max_side":
+        s = image_size / max(w, h)
+        return max(1, round(w * s)), max(1, round(h * s))
+    if resize == "none":
+        return w, h
+    raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}")
+
+
+def check_resize_settings(owner: str, resize: str, image_size, interpolation: str) -> None:
+    """ParameterError for a resize policy, size or interpolation that cannot work."""
+    if resize not in RESIZE_POLICIES:
+        raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}", owner)
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
+        raise ParameterError("image_size", image_size, "must be a positive integer (pixels)", owner)
+    if interpolation not in INTERPOLATIONS:
+        raise ParameterError("interpolation", interpolation,
+                             f"expected one of {list(INTERPOLATIONS)}", owner)
+
+
+def resize_image(image: Image.Image, resize: str, image_size: int, interpolation: str) -> Image.Image:
+    """The PIL image after the resize policy (the same object when the size does not change)."""
+    size = resized_size(image.width, image.height, resize, image_size)
+    return image if size == image.size else image.resize(size, INTERPOLATIONS[interpolation])
