@@ -31,6 +31,12 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     learns: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ parameters
+    def to(self, device: str) -> "Aggregator":
+        """Encode on ``device`` (``cpu``, ``cuda``, ``cuda:N``) from now on; returns self. Not a
+        hyper-parameter, so never in ``get_params`` or a fit key. Methods without a torch path
+        (the poolings) run in NumPy whatever the device and ignore it."""
+        return self
+
     def _validate_params(self) -> None:
         """Check the hyper-parameters (ParameterError naming the argument); default: nothing."""
 

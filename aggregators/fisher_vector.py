@@ -12,7 +12,7 @@ from aggregators.sampling import check_enough, sample_descriptors
 from features import LocalFeatures
 
 
-class FisherVector(ops.DeviceState, Aggregator):
+class FisherVector(ops.OnDevice, Aggregator):
     """Gradients of a diagonal GMM's log-likelihood w.r.t. its means and variances; (2 k d',).
 
     With posteriors gamma_ik, n features and sigma_k = sqrt(covariances_k):
@@ -27,7 +27,7 @@ class FisherVector(ops.DeviceState, Aggregator):
     Learned state: ``weights_`` (k,), ``means_`` (k, d'), ``covariances_`` (k, d') diagonal
     variances, ``pca_`` (a fitted PCAWhitening or None). Encoding is float64 matrix products.
 
-    ``device`` (``cpu``, ``cuda``, ``cuda:N``) is a run setting: on a CUDA device the images of a
+    ``to(device)`` (``cpu``, ``cuda``, ``cuda:N``) says where it encodes: on a CUDA device the images of a
     batch are encoded together in torch, still in float64 (the expanded quadratic forms cancel
     in float32); on the CPU NumPy encodes them one by one (``_encode``, the reference).
     """
@@ -36,7 +36,7 @@ class FisherVector(ops.DeviceState, Aggregator):
 
     def __init__(self, n_components: int = 16, pca_dim: int | None = None,
                  max_features: int = 100_000, seed: int = 0, max_iter: int = 100,
-                 tol: float = 1e-3, var_floor: float = 1e-4, device: str = "cpu"):
+                 tol: float = 1e-3, var_floor: float = 1e-4):
         self.n_components = n_components
         self.pca_dim = pca_dim
         self.max_features = max_features
@@ -44,7 +44,6 @@ class FisherVector(ops.DeviceState, Aggregator):
         self.max_iter = max_iter
         self.tol = tol
         self.var_floor = var_floor
-        self.device = device
 
     def _validate_params(self) -> None:
         for param in ("n_components", "max_features", "max_iter"):
@@ -55,7 +54,6 @@ class FisherVector(ops.DeviceState, Aggregator):
                                                     and self.var_floor >= 0):
             raise self._error("var_floor", "must be a number >= 0")
         check_positive(self, "tol")
-        ops.check_device(self)
 
     def _fit(self, features: list[LocalFeatures]) -> None:
         x = sample_descriptors(features, self.max_features, self.seed)

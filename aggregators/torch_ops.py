@@ -16,6 +16,8 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from benchmarks.errors import ParameterError
+
 from features import LocalFeatures
 
 #: Bytes of the widest per-chunk intermediate on the CPU / on a CUDA device.
@@ -26,29 +28,47 @@ _CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------------------------- device setting
-def check_device(owner) -> None:
-    """ParameterError unless ``owner.device`` is ``cpu``, ``cuda`` or ``cuda:N`` present here
-    (torch's CUDA runtime is asked only for a CUDA device)."""
-    device = owner.device
+def check_device(owner, device) -> None:
+    """ParameterError unless ``device`` is ``cpu``, ``cuda`` or ``cuda:N`` present here (torch's
+    CUDA runtime is asked only for a CUDA device); ``owner`` is named in it."""
     if device == "cpu":
         return
+
+    def error(reason: str) -> ParameterError:
+        return ParameterError("device", device, reason, type(owner).__name__)
     if not (isinstance(device, str)
             and (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()))):
-        raise owner._error("device", "expected cpu, cuda or cuda:N")
+        raise error("expected cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise owner._error("device", "no CUDA device is available here; use device=cpu")
+        raise error("no CUDA device is available here; use device=cpu")
     index = int(device[5:]) if ":" in device else 0
     if index >= torch.cuda.device_count():
-        raise owner._error("device", f"this machine has {torch.cuda.device_count()} CUDA "
-                           "device(s)")
+        raise error(f"this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
-class DeviceState:
-    """Mixin of the aggregators with a ``device`` setting: pickles that predate the setting load
-    with ``device='cpu'``. (The cached tensors live in this module, not in the estimator.)"""
+class OnDevice:
+    """Mixin of the aggregators that encode in torch. Where they run is not a hyper-parameter:
+    ``to(device)`` sets ``device`` (``cpu``, ``cuda``, ``cuda:N``; default ``cpu``), which is
+    absent from ``get_params``, clones and pickles, so a fit is keyed, cached and loaded
+    without it (a loaded fit runs on the CPU until ``to``). (The cached tensors live in this
+    module, not in the estimator.)"""
+
+    device: str = "cpu"
+
+    def to(self, device: str):
+        """Encode on ``device`` from now on (ParameterError when it is not here); returns self."""
+        check_device(self, device)
+        self.device = device
+        return self
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())   # a copy: object's is the live __dict__
+        state.pop("device", None)
+        return state
 
     def __setstate__(self, state: dict) -> None:
-        state.setdefault("device", "cpu")
+        state = dict(state)
+        state.pop("device", None)   # pickles of versions with a device hyper-parameter
         super().__setstate__(state)
 
 

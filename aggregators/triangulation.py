@@ -65,7 +65,7 @@ def democratic_weights_torch(kernel: torch.Tensor, n_iter: int = 10,
     return lam
 
 
-class TriangulationEmbedding(ops.DeviceState, Aggregator):
+class TriangulationEmbedding(ops.OnDevice, Aggregator):
     """Whitened triangulation embedding, aggregated democratically or by sum; (k d - drop,).
 
     Per local feature x with anchors c_1..c_k (k-means on the sampled fitting features):
@@ -80,7 +80,7 @@ class TriangulationEmbedding(ops.DeviceState, Aggregator):
     (D = (k - 1) d), and none when k = 1, where dropping d would leave nothing (D = d).
     Whitening needs more sampled features than k d.
 
-    ``device`` (``cpu``, ``cuda``, ``cuda:N``) is a run setting: on a CUDA device the images of a
+    ``to(device)`` (``cpu``, ``cuda``, ``cuda:N``) says where it encodes: on a CUDA device the images of a
     batch are encoded together in torch (float32 products, float64 democratic weights); on the
     CPU NumPy encodes them one by one (``_encode``, the reference).
     """
@@ -90,7 +90,7 @@ class TriangulationEmbedding(ops.DeviceState, Aggregator):
     def __init__(self, n_anchors: int = 16, democratic: bool = True,
                  drop_components: int | None = None, alpha: float = 0.5,
                  sinkhorn_iters: int = 10, damping: float = 0.5, max_features: int = 100_000,
-                 seed: int = 0, device: str = "cpu"):
+                 seed: int = 0):
         self.n_anchors = n_anchors
         self.democratic = democratic
         self.drop_components = drop_components
@@ -99,7 +99,6 @@ class TriangulationEmbedding(ops.DeviceState, Aggregator):
         self.damping = damping
         self.max_features = max_features
         self.seed = seed
-        self.device = device
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, features: list[LocalFeatures]) -> None:
@@ -138,7 +137,6 @@ class TriangulationEmbedding(ops.DeviceState, Aggregator):
             raise self._error("damping", "must be in (0, 1]")
         if not isinstance(self.democratic, (bool, np.bool_)):
             raise self._error("democratic", "must be true or false")
-        ops.check_device(self)
 
     def _n_dropped(self, d: int) -> int:
         if self.drop_components is None:

@@ -15,7 +15,7 @@ from features import LocalFeatures
 POWER_NORMS = ("ssr", "none")
 
 
-class VLAD(ops.DeviceState, Aggregator):
+class VLAD(ops.OnDevice, Aggregator):
     """v_k = sum over features assigned to centre c_k of (x_i - c_k); (k * d,), centre-major.
 
     Hard assignment to the nearest centre of a k-means codebook (``cluster_centers_``, k-means++,
@@ -27,7 +27,7 @@ class VLAD(ops.DeviceState, Aggregator):
     ``power_norm='ssr', intra_norm=False`` is Jégou et al.'s 2012 VLAD,
     ``power_norm='none', intra_norm=True`` Arandjelović & Zisserman's.
 
-    Encoding runs in torch on ``device`` (``cpu``, ``cuda``, ``cuda:N``; a run setting, not a
+    Encoding runs in torch on the ``device`` set by ``to()`` (``cpu``, ``cuda``, ``cuda:N``; not a
     hyper-parameter), the images of a batch together: nearest centres by a float32 product, with
     every assignment that float32 rounding could have changed recomputed in float64, float64
     residual sums, float32 normalisation (as PowerNorm and L2 do). ``_encode`` (NumPy, one image)
@@ -37,13 +37,12 @@ class VLAD(ops.DeviceState, Aggregator):
     learns = True
 
     def __init__(self, n_clusters: int = 64, power_norm: str = "ssr", intra_norm: bool = True,
-                 max_features: int = 100_000, seed: int = 0, device: str = "cpu"):
+                 max_features: int = 100_000, seed: int = 0):
         self.n_clusters = n_clusters
         self.power_norm = power_norm
         self.intra_norm = intra_norm
         self.max_features = max_features
         self.seed = seed
-        self.device = device
 
     def _validate_params(self) -> None:
         check_positive_int(self, "n_clusters")
@@ -52,7 +51,6 @@ class VLAD(ops.DeviceState, Aggregator):
             raise self._error("power_norm", f"expected one of {POWER_NORMS}")
         if not isinstance(self.intra_norm, (bool, np.bool_)):
             raise self._error("intra_norm", "must be true or false")
-        ops.check_device(self)
 
     def _fit(self, features: list[LocalFeatures]) -> None:
         x = sample_descriptors(features, self.max_features, self.seed)

@@ -37,11 +37,9 @@ def fit_key(what: dict, fit_set: str) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def estimator_description(estimator, ignore: tuple[str, ...] = ()) -> dict:
-    """Class and parameters of a scikit-learn style estimator (``get_params``, without the
-    ``ignore``d ones, such as ``device``, which do not change what is fitted), or its repr."""
+def estimator_description(estimator) -> dict:
+    """Class and parameters of a scikit-learn style estimator (``get_params``), or its repr."""
     params = estimator.get_params() if hasattr(estimator, "get_params") else {}
-    params = {k: v for k, v in params.items() if k not in ignore}
     return {"class": f"{type(estimator).__module__}.{type(estimator).__qualname__}",
             "params": {k: repr(v) for k, v in sorted(params.items())} or repr(estimator)}
 

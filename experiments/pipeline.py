@@ -141,8 +141,6 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         dataset = build_dataset(cfg.dataset)
         check_scorable(dataset)
         agg = instantiate_checked(cfg.aggregator, "aggregator")
-        if "device" in agg.get_params():
-            agg.set_params(device=cfg.device)
         reranker = instantiate_checked(cfg.rerank, "rerank")
         with config_path("rerank"):
             reranker.check_database_size(len(dataset))
@@ -165,6 +163,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         with watch("fit_s"), config_path("aggregator"):
             agg, agg_key = stages.fit_aggregator(agg, fit_sets.get(reads.get("aggregator_fit_on", "")),
                                                  cache_root)
+        agg.to(cfg.device)
 
         names = [im.name for im in dataset.images]
         chain = postprocess_chain(cfg.postprocess)

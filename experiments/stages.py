@@ -123,17 +123,13 @@ def test_set_as_fit_set(dataset: RetrievalDataset, features: TestFeatures) -> Fi
 # ----------------------------------------------------------------------------- fit
 def fit_aggregator(agg, fit_set: FitSet | None, cache_root=None):
     """(the aggregator, fitted on ``fit_set`` when it learns, its fit key). Fits are cached in
-    ``cache_root`` keyed by the aggregator's parameters (not its device) and the fit set's
-    content; a cached fit gets this run's device back."""
+    ``cache_root`` keyed by the aggregator's parameters (``get_params``) and the fit set's
+    content. Where it encodes is set afterwards (``agg.to(device)``)."""
     from experiments import fitted
-    params = agg.get_params()
-    description = fitted.estimator_description(agg, ignore=("device",))
-    key = fitted.fit_key(description, fit_set.identity if fit_set else "-")
+    key = fitted.fit_key(fitted.estimator_description(agg), fit_set.identity if fit_set else "-")
     if agg.learns:
         agg = fitted.cached_fit(cache_root, type(agg).__name__, key, lambda: agg.fit(fit_set.features),
                                 expected=type(agg))
-        if "device" in params:
-            agg.set_params(device=params["device"])
     return agg, key
 
 

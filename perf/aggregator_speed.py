@@ -4,7 +4,7 @@ lower bound, on a chosen device.
 Random non-negative maps (ReLU'd Gaussians) stand in for conv5_4 features; fitting uses the
 features of ``--fit-images`` such maps, sampled down to ``--max-features`` by the learned methods
 (fitting always runs on the CPU). Encoding is timed ``--batch`` images per ``transform`` call
-(the learned methods get ``device=--device``; the poolings always run on the CPU), over
+(the learned methods run on ``--device`` via ``to()``; the poolings always run on the CPU), over
 ``--images`` images or ``--budget`` seconds, whichever ends first (at least 2 calls, after a
 warm-up); the figure is the median per image.
 
@@ -38,15 +38,15 @@ from features import LocalFeatures
 
 
 def methods(max_features: int, device: str) -> dict:
-    cap = dict(max_features=max_features, device=device)
+    cap = dict(max_features=max_features)
     return {
         "sum": SumPooling(), "spoc": SumPooling(center_prior=True), "max": MaxPooling(),
         "gem": GeM(p=3.0), "rmac": RMAC(), "crow": CroW(),
-        "vlad64": VLAD(n_clusters=64, **cap),
-        "fv16": FisherVector(n_components=16, **cap),
-        "fv256": FisherVector(n_components=256, **cap),
-        "temb1": TriangulationEmbedding(n_anchors=1, **cap),
-        "temb16": TriangulationEmbedding(n_anchors=16, **cap),
+        "vlad64": VLAD(n_clusters=64, **cap).to(device),
+        "fv16": FisherVector(n_components=16, **cap).to(device),
+        "fv256": FisherVector(n_components=256, **cap).to(device),
+        "temb1": TriangulationEmbedding(n_anchors=1, **cap).to(device),
+        "temb16": TriangulationEmbedding(n_anchors=16, **cap).to(device),
     }
 
 

@@ -1,4 +1,4 @@
-"""The ``device`` run setting of the learned aggregators: validation, pickling, cached tensors,
+"""Where the learned aggregators encode (``to(device)``, not a hyper-parameter): validation, pickling, cached tensors,
 chunking of a batch; on a CUDA machine, the GPU encoding against the CPU one."""
 import inspect
 import pickle
@@ -28,29 +28,33 @@ def _variable_batch(sparse_sets):
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-def test_device_is_the_last_constructor_argument(cls):
-    params = list(inspect.signature(cls.__init__).parameters.values())
-    assert params[-1].name == "device" and params[-1].default == "cpu"
+def test_the_device_is_no_hyper_parameter_and_fit_keys_do_not_see_it(cls, sparse_sets):
+    from experiments import fitted
+    assert "device" not in inspect.signature(cls.__init__).parameters
     agg = _small(cls)
-    assert agg.get_params()["device"] == "cpu"
-    assert clone(agg.set_params(device="cpu")).device == "cpu"
+    assert "device" not in agg.get_params() and agg.device == "cpu"
+    key = fitted.estimator_description(agg)
+    assert agg.to("cpu") is agg and fitted.estimator_description(agg) == key
+    agg.device = "cuda"                                  # as after to("cuda") on a GPU machine
+    assert fitted.estimator_description(agg) == key
+    assert clone(agg).device == "cpu" and pickle.loads(pickle.dumps(agg)).device == "cpu"
+    assert agg.device == "cuda"                          # pickling left the live object alone
 
 
 @pytest.mark.parametrize("cls", CLASSES)
 @pytest.mark.parametrize("device", ["gpu", "cuda:", "cuda:x", "CPU", 0, None])
-def test_bad_devices_are_named(cls, device, sparse_sets):
+def test_bad_devices_are_named(cls, device):
+    agg = _small(cls)
     with pytest.raises(ParameterError, match=r"device=.*expected cpu, cuda or cuda:N") as e:
-        _small(cls, device=device).fit(sparse_sets(2))
-    assert e.value.param == "device" and e.value.owner == cls.__name__
+        agg.to(device)
+    assert e.value.param == "device" and e.value.owner == cls.__name__ and agg.device == "cpu"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
 @pytest.mark.parametrize("cls", CLASSES)
-def test_cuda_without_a_gpu_says_so(cls, sparse_sets):
-    agg = _small(cls).fit(sparse_sets(2))
-    agg.set_params(device="cuda:0")
+def test_cuda_without_a_gpu_says_so(cls):
     with pytest.raises(ParameterError, match=r"device='cuda:0': no CUDA device is available"):
-        agg.transform(sparse_sets(1)[0])
+        _small(cls).to("cuda:0")
 
 
 @pytest.mark.parametrize("cls", CLASSES)
@@ -64,11 +68,10 @@ def test_pickles_hold_no_tensors_and_old_pickles_load_on_the_cpu(cls, sparse_set
     assert pickle.dumps(agg) == before                   # cached tensors are not state
     assert not any(isinstance(v, torch.Tensor) for v in vars(agg).values())
     np.testing.assert_array_equal(pickle.loads(before).transform(batch), expected)
-    old_state = agg.__getstate__()
-    del old_state["device"]                              # a pickle from before the setting
+    old_state = dict(agg.__getstate__(), device="cuda")  # a pickle of the device hyper-parameter
     old = cls.__new__(cls)
     old.__setstate__(old_state)
-    assert old.device == "cpu"
+    assert old.device == "cpu" and "device" not in vars(old)
     np.testing.assert_array_equal(old.transform(batch), expected)
 
 
@@ -123,7 +126,8 @@ def test_cuda_encoding_equals_the_cpu_one(cls, dense_maps, sparse_sets):
                       (sparse_sets(4), _variable_batch(sparse_sets))):
         agg = _small(cls).fit(fit)
         cpu = agg.transform(test)
-        gpu = agg.set_params(device="cuda").transform(test)
+        gpu = agg.to("cuda").transform(test)
+        agg.to("cpu")
         gap = 1 - np.einsum("ij,ij->i", cpu, gpu) / (np.linalg.norm(cpu, axis=1)
                                                     * np.linalg.norm(gpu, axis=1))
         assert gap.max() <= 1e-5

@@ -65,12 +65,17 @@ def test_sample_indices_is_seeded_and_capped():
     np.testing.assert_array_equal(stages.sample_indices(5, None, 0), np.arange(5))
 
 
-def test_stopwatch_adds_up_named_stages():
+def test_stopwatch_adds_up_named_stages_on_a_known_clock(monkeypatch):
+    ticks = iter([10.0, 10.25, 20.0, 20.5, 30.0, 31.0004])   # start, end of each timed block
+    monkeypatch.setattr(stages.time, "perf_counter", lambda: next(ticks))
     watch = stages.Stopwatch()
     for _ in range(2):
         with watch("fit_s"):
             pass
-    assert set(watch.timings) == {"fit_s"} and watch.rounded()["fit_s"] >= 0
+    with pytest.raises(KeyError), watch("search_s"):   # a failing stage still counts its time
+        raise KeyError("x")
+    assert watch.timings == {"fit_s": 0.75, "search_s": pytest.approx(1.0004)}
+    assert watch.rounded() == {"fit_s": 0.75, "search_s": 1.0}
 
 
 def _run_cfg(**over):
