@@ -70,7 +70,8 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     # ---------------------------------------------------------------- encoding
     def transform(self, features: LocalFeatures | Sequence[LocalFeatures]) -> np.ndarray:
-        """(D,) float32 for one image, (N, D) for a sequence of images."""
+        """(N, D) float32, one row per image of a sequence; a single LocalFeatures is a sequence
+        of one (a (1, D) result, as scikit-learn gives for one sample)."""
         self._validate_params()
         single = isinstance(features, LocalFeatures)
         batch = _checked([features] if single else features, self)
@@ -88,7 +89,7 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         if bad.any():
             raise FloatingPointError(f"{type(self).__name__} produced a non-finite descriptor for "
                                      f"{int(bad.sum())} of {len(batch)} images")
-        return out[0] if single else out
+        return out
 
     def _encode_batch(self, batch: list[LocalFeatures]) -> np.ndarray:
         return np.stack([self._encode(f) for f in batch])

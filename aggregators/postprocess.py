@@ -1,49 +1,74 @@
 """Post-processing of global descriptors: L2, power-law, PCA-whitening.
 
 Each step is a scikit-learn transformer over (N, D) arrays, so a chain is a
-``sklearn.pipeline.Pipeline``; the paper's chain is L2 -> PCA-whitening -> L2.
+``sklearn.pipeline.Pipeline``; the paper's chain is L2 -> PCA-whitening -> L2. Inputs are checked
+as scikit-learn's own transformers check them (``validate_data``: 2-D, finite, dense, the fitted
+width); outputs are float32 whatever the input (descriptors are stored and searched in float32).
+L2 and PowerNorm are stateless, like scikit-learn's ``Normalizer``: ``fit`` only records the width.
 """
 from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from benchmarks.errors import ParameterError
 
 
-class L2(TransformerMixin, BaseEstimator):
+class _Step(TransformerMixin, BaseEstimator):
+    """What the steps share: float32 out (the only dtype they preserve)."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class _Stateless(_Step):
+    """A step that learns nothing: usable without ``fit``, which only checks and records the
+    input width (``n_features_in_``), as scikit-learn's ``Normalizer``."""
+
+    def fit(self, X, y=None):
+        self._validate_params()
+        validate_data(self, X, dtype=np.float32)
+        return self
+
+    def _validate_params(self) -> None:
+        """ParameterError naming a hyper-parameter that cannot work; default: nothing."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        return tags
+
+    def _input(self, X) -> np.ndarray:
+        return validate_data(self, X, dtype=np.float32, reset=False)
+
+
+class L2(_Stateless):
     """Scale each row to unit Euclidean norm (all-zero rows stay zero)."""
 
     def __init__(self, eps: float = 1e-12):
         self.eps = eps
 
-    def fit(self, X, y=None):
-        return self
-
-    def __sklearn_is_fitted__(self) -> bool:  # stateless
-        return True
-
     def transform(self, X):
-        X = np.asarray(X, dtype=np.float32)
+        X = self._input(X)
         return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), self.eps)
 
 
-class PowerNorm(TransformerMixin, BaseEstimator):
+class PowerNorm(_Stateless):
     """Signed power law, sign(x) |x|^alpha (alpha = 0.5 is the signed square root)."""
 
     def __init__(self, alpha: float = 0.5):
         self.alpha = alpha
 
-    def fit(self, X, y=None):
-        if not self.alpha > 0:
-            raise ValueError(f"PowerNorm alpha must be > 0, got {self.alpha}")
-        return self
-
-    def __sklearn_is_fitted__(self) -> bool:  # stateless
-        return True
+    def _validate_params(self) -> None:
+        if isinstance(self.alpha, bool) or not (isinstance(self.alpha, (int, float, np.number))
+                                                and self.alpha > 0 and np.isfinite(self.alpha)):
+            raise ParameterError("alpha", self.alpha, "must be a finite number > 0", "PowerNorm")
 
     def transform(self, X):
-        X = np.asarray(X, dtype=np.float32)
+        X = self._input(X)
         return np.sign(X) * np.abs(X) ** self.alpha
 
 
@@ -52,7 +77,7 @@ def whitening_scale(evals: np.ndarray, largest: float, eps: float) -> np.ndarray
     return np.sqrt(evals + eps * largest + 1e-30)
 
 
-class PCAWhitening(TransformerMixin, BaseEstimator):
+class PCAWhitening(_Step):
     """Project on the leading ``dim`` principal components and, with ``whiten``, divide by the
     square root of their eigenvalues (the singular values up to a constant).
 
@@ -72,15 +97,16 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         from sklearn.decomposition import PCA
-        X = np.asarray(X, dtype=np.float64)
+        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         n, d = X.shape
         max_dim = min(n - 1, d)
         dim = max_dim if self.dim is None else int(self.dim)
         if dim < 1 or dim > max_dim:
             raise ParameterError(
-                "dim", self.dim, f"more than the fitting set allows: {n} descriptors of dimension "
-                f"{d} give at most {max_dim} principal components. Lower dim to <= {max_dim} or "
-                "fit on a larger set (fit_on)", "PCAWhitening")
+                "dim", self.dim, f"more than the fitting set allows: {n} descriptors (n_samples = "
+                f"{n}) of dimension {d} (n_features = {d}) give at most {max_dim} principal "
+                f"components. Lower dim to <= {max_dim} or fit on a larger set (fit_on)",
+                "PCAWhitening")
         pca = PCA(n_components=dim, svd_solver="full").fit(X)
         self.mean_ = pca.mean_
         self.components_ = pca.components_
@@ -88,7 +114,8 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X):
-        Y = (np.asarray(X, dtype=np.float64) - self.mean_) @ self.components_.T
+        check_is_fitted(self)
+        Y = (validate_data(self, X, dtype=np.float64, reset=False) - self.mean_) @ self.components_.T
         if self.whiten:
             ev = self.explained_variance_
             Y /= whitening_scale(ev, ev[0], self.eps)

@@ -162,7 +162,7 @@ def sum_pooled(features: Sequence[LocalFeatures]) -> np.ndarray:
     """(N, d) sum-pooled descriptors (SumPooling); NaN rows for images without features."""
     d = next(f.dim for f in features if f.n)
     pool = SumPooling().fit([next(f for f in features if f.n)])
-    return np.stack([pool.transform(f) if f.n else np.full(d, np.nan, np.float32) for f in features])
+    return np.stack([pool.transform([f])[0] if f.n else np.full(d, np.nan, np.float32) for f in features])
 
 
 def image_samples(descriptors: np.ndarray, pairs: ImagePairs,

@@ -46,6 +46,10 @@ class ImageLoadError(DeepaggError, RuntimeError):
     """An image that cannot be read or is unusable; the message names the file and what to do."""
 
 
+class WeightsError(DeepaggError, RuntimeError):
+    """Backbone weights that fail to load: a download that failed, a file of another model."""
+
+
 class StoreError(DeepaggError, RuntimeError):
     """The feature store cannot be read or written (full disk, foreign layout, permissions)."""
 

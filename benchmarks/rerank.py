@@ -1,8 +1,9 @@
 """Re-ranking by query expansion (QE) and database-side augmentation (DBA) of global descriptors.
 
-Each method is a small class whose constructor arguments are its hyper-parameters (the keys of
-its ``conf/rerank/NAME.yaml``) and whose ``rerank(queries, database, query_db_index)`` returns new
-(queries, database) descriptors; searching those gives the new ranking. Re-ranking never reads
+Each method is a small scikit-learn style estimator whose constructor arguments are its
+hyper-parameters (the keys of its ``conf/rerank/NAME.yaml``), stored as given and checked in one
+place against its ``constraints`` table (``validate()``, which the apps call before any work), and
+whose ``rerank(queries, database, query_db_index)`` returns new (queries, database) descriptors; searching those gives the new ranking. Re-ranking never reads
 the ground truth: it sees descriptors and, per query, the database index of the query's own image
 (identity, not relevance). Conventions (docs/rerank.md has the references):
 
@@ -28,8 +29,10 @@ the ground truth: it sees descriptors and, per query, the database index of the 
 from __future__ import annotations
 
 import numbers
+from typing import ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from benchmarks.errors import ParameterError
 from benchmarks.search import search
@@ -38,11 +41,21 @@ from benchmarks.search import search
 _COMBINE_BYTES = 32 * 2**20
 
 
-class Reranker:
-    """Base class: ``rerank`` returns (queries, database) descriptors to search instead."""
+class Reranker(BaseEstimator):
+    """Base class: ``rerank`` returns (queries, database) descriptors to search instead.
+    ``get_params``, ``clone`` and ``repr`` come from scikit-learn."""
 
+    #: hyper-parameter -> what it must be: "neighbours" (an integer >= 0, 0 = off) or "power"
+    #: (a finite number >= 0, 0 = plain average); checked by ``validate``
+    constraints: ClassVar[dict[str, str]] = {}
     #: the neighbour counts of database-side augmentation (at most N - 1 other images)
     database_side: tuple[str, ...] = ("dba_k",)
+
+    def validate(self) -> "Reranker":
+        """ParameterError naming the first hyper-parameter that breaks its constraint."""
+        for param, kind in self.constraints.items():
+            _CHECKS[kind](getattr(self, param), param, type(self).__name__)
+        return self
 
     @property
     def label(self) -> str:
@@ -56,8 +69,8 @@ class Reranker:
         raise NotImplementedError
 
     def check_database_size(self, n: int) -> None:
-        """ParameterError when a neighbour count cannot be met by a database of ``n`` images (so
-        that the app stops before any work)."""
+        """ParameterError when a neighbour count cannot be met by a database of ``n`` images: the
+        app's check, before any work (called directly, QE uses the neighbours there are)."""
         for param in ("k", "dba_k"):
             k = getattr(self, param, 0)
             limit = n - 1 if param in self.database_side else n   # DBA: the others only
@@ -65,9 +78,6 @@ class Reranker:
                 raise ParameterError(param, k, f"larger than the database allows ({n} images); use "
                                      f"{param} <= {limit}", owner=type(self).__name__)
 
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
-        return f"{type(self).__name__}({args})"
 
 
 class NoRerank(Reranker):
@@ -88,19 +98,21 @@ class QueryExpansion(Reranker):
     k = 0 leaves the queries unchanged.
     """
 
+    constraints = {"k": "neighbours", "alpha": "power"}
+
     def __init__(self, k: int = 5, alpha: float = 0.0):
-        self.k = _check_k(k, type(self).__name__)
-        self.alpha = _check_alpha(alpha, "alpha", type(self).__name__)
+        self.k = k
+        self.alpha = alpha
 
     @property
     def label(self) -> str:
         return f"AQE(k={self.k})" if self.alpha == 0 else f"αQE(k={self.k},α={self.alpha:g})"
 
     def rerank(self, queries, database, query_db_index=None, **search_options):
+        self.validate()
         q, x = _pair(queries, database)
         own = _own_index(query_db_index, len(q), len(x))
-        self.check_database_size(len(x))
-        new_q = expand(q, x, self.k, self.alpha, own, **search_options)
+        new_q = expand(q, x, int(self.k), float(self.alpha), own, **search_options)
         return new_q, x
 
 
@@ -112,32 +124,34 @@ class DatabaseAugmentation(Reranker):
     """
 
     database_side = ("k",)
+    constraints = {"k": "neighbours", "alpha": "power"}
 
     def __init__(self, k: int = 5, alpha: float = 0.0):
-        self.k = _check_k(k, type(self).__name__)
-        self.alpha = _check_alpha(alpha, "alpha", type(self).__name__)
+        self.k = k
+        self.alpha = alpha
 
     @property
     def label(self) -> str:
         return f"DBA(k={self.k})" if self.alpha == 0 else f"αDBA(k={self.k},α={self.alpha:g})"
 
     def rerank(self, queries, database, query_db_index=None, **search_options):
+        self.validate()
         q, x = _pair(queries, database)
         _own_index(query_db_index, len(q), len(x))
-        self.check_database_size(len(x))
-        return q, augment(x, self.k, self.alpha, "k", type(self).__name__, **search_options)
+        return q, augment(x, int(self.k), float(self.alpha), "k", type(self).__name__, **search_options)
 
 
 class QueryExpansionWithDBA(Reranker):
     """DBA of the database (``dba_k``, ``dba_alpha``), then QE of the queries (``k``, ``alpha``) over
     the augmented database, as in the literature's "DBA + QE" rows."""
 
+    constraints = {"k": "neighbours", "alpha": "power", "dba_k": "neighbours", "dba_alpha": "power"}
+
     def __init__(self, k: int = 5, alpha: float = 0.0, dba_k: int = 5, dba_alpha: float = 0.0):
-        owner = type(self).__name__
-        self.k = _check_k(k, owner)
-        self.alpha = _check_alpha(alpha, "alpha", owner)
-        self.dba_k = _check_k(dba_k, owner, "dba_k")
-        self.dba_alpha = _check_alpha(dba_alpha, "dba_alpha", owner)
+        self.k = k
+        self.alpha = alpha
+        self.dba_k = dba_k
+        self.dba_alpha = dba_alpha
 
     @property
     def label(self) -> str:
@@ -145,11 +159,12 @@ class QueryExpansionWithDBA(Reranker):
         return f"{dba}+{QueryExpansion(self.k, self.alpha).label}"
 
     def rerank(self, queries, database, query_db_index=None, **search_options):
+        self.validate()
         q, x = _pair(queries, database)
         own = _own_index(query_db_index, len(q), len(x))
-        self.check_database_size(len(x))
-        x = augment(x, self.dba_k, self.dba_alpha, "dba_k", type(self).__name__, **search_options)
-        return expand(q, x, self.k, self.alpha, own, **search_options), x
+        x = augment(x, int(self.dba_k), float(self.dba_alpha), "dba_k", type(self).__name__,
+                    **search_options)
+        return expand(q, x, int(self.k), float(self.alpha), own, **search_options), x
 
 
 class SpocQueryExpansion(QueryExpansion):
@@ -160,15 +175,14 @@ class SpocQueryExpansion(QueryExpansion):
     docs/rerank.md lists what to check against the ICCV text.
     """
 
+    alpha = 0.0   # equal weights: not a hyper-parameter of this method
+
     def __init__(self, k: int = 5):
-        super().__init__(k=k, alpha=0.0)
+        self.k = k
 
     @property
     def label(self) -> str:
         return f"SPoC-QE(k={self.k}) (reconstruction)"
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(k={self.k!r})"
 
 
 # ----------------------------------------------------------------------------- the two operations
@@ -236,7 +250,7 @@ def _combine(vectors, source, idx, sims, alpha) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_k(k, owner: str, param: str = "k") -> int:
+def _check_k(k, param: str, owner: str) -> int:
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
         raise ParameterError(param, k, "must be a whole number of neighbours >= 0 (0 = off)", owner=owner)
     if k < 0:
@@ -251,6 +265,9 @@ def _check_alpha(alpha, param: str, owner: str) -> float:
         raise ParameterError(param, alpha, "must be >= 0 (0 = plain average; 3 in Radenović et al.)",
                              owner=owner)
     return float(alpha)
+
+
+_CHECKS = {"neighbours": _check_k, "power": _check_alpha}
 
 
 def _pair(queries, database) -> tuple[np.ndarray, np.ndarray]:

@@ -140,8 +140,8 @@ def fit_postprocess(chain, agg, agg_key: str, settings: dict, pca_set: FitSet | 
     from experiments import fitted
     key = fitted.fit_key({"aggregator": agg_key, "postprocess": settings},
                          pca_set.identity if pca_set else "-")
-    if pca_set is None:
-        return chain.fit(np.zeros((1, 1), np.float32)), key
+    if pca_set is None:   # stateless steps only: they transform without fit (requires_fit=False)
+        return chain, key
     chain = fitted.cached_fit(cache_root, "postprocess", key, lambda: chain.fit(
         encode(agg, pca_set.features, empty_images="zero")[0]), expected=type(chain))
     return chain, key

@@ -58,6 +58,7 @@ def check_backbone(backbone) -> None:
     from hydra.utils import get_class
 
     from features.resize import check_resize_settings
+    from features.weights import check_weights
     node = OmegaConf.to_container(backbone, resolve=True) if OmegaConf.is_config(backbone) else dict(backbone)
     target = node.get("_target_")
     if not target:
@@ -71,11 +72,13 @@ def check_backbone(backbone) -> None:
     if unknown:
         raise ConfigError(f"backbone: {cls.__name__} has no argument {', '.join(unknown)}; it takes "
                           f"{', '.join(sorted(accepted - {'device', 'precision', 'decode'}))}")
-    if {"resize", "image_size", "interpolation"} <= set(node):
-        try:
+    try:
+        if {"resize", "image_size", "interpolation"} <= set(node):
             check_resize_settings(cls.__name__, node["resize"], node["image_size"], node["interpolation"])
-        except ParameterError as e:
-            raise e.with_prefix("backbone") from None
+        if {"source", "name", "weights"} <= set(node):
+            check_weights(node["source"], node["name"], node["weights"])
+    except ParameterError as e:
+        raise e.with_prefix("backbone") from None
 
 
 def instantiate_checked(node, group: str):

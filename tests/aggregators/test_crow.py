@@ -34,7 +34,7 @@ def test_channel_weights():
 def test_descriptor():
     s0, s = (1 / np.sqrt(13)) ** 0.5, (2 / np.sqrt(13)) ** 0.5
     expected = [np.log(5 / 3) * (s0 + s + 2 * s), np.log(5 / 2) * (2 * s + s), 0]
-    np.testing.assert_allclose(CroW().fit([_map()]).transform(_map()), expected, rtol=1e-6)
+    np.testing.assert_allclose(CroW().fit([_map()]).transform(_map())[0], expected, rtol=1e-6)
 
 
 def test_all_zero_map_gives_zeros_not_nan():

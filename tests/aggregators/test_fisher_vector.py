@@ -38,7 +38,7 @@ def _with_hand_gmm(features):
 def test_matches_the_per_feature_loop():
     x = np.random.default_rng(0).normal(0.5, 1.5, (7, 3))
     f = LocalFeatures(x.astype(np.float32), np.zeros((7, 2), np.float32))
-    out = _with_hand_gmm([f]).transform(f)
+    out = _with_hand_gmm([f]).transform(f)[0]
     np.testing.assert_allclose(out, _loop_fisher_vector(f.descriptors.astype(np.float64)),
                                rtol=1e-5, atol=1e-7)
 
@@ -47,7 +47,7 @@ def test_learned_gmm_and_dimension(sparse_sets):
     agg = FisherVector(n_components=3).fit(sparse_sets(3, d=8))
     assert agg.weights_.shape == (3,) and agg.means_.shape == agg.covariances_.shape == (3, 8)
     assert agg.weights_.sum() == pytest.approx(1) and (agg.covariances_ > 0).all()
-    assert agg.dim == 48 and agg.transform(sparse_sets(1)[0]).shape == (48,)
+    assert agg.dim == 48 and agg.transform(sparse_sets(1)[0]).shape == (1, 48)
     pca = FisherVector(n_components=3, pca_dim=4).fit(sparse_sets(3, d=8))
     assert pca.means_.shape == (3, 4) and pca.dim == 24 == pca.transform(sparse_sets(2)).shape[1]
 

@@ -47,7 +47,7 @@ def test_descriptor_on_a_4x4_map(dense_maps):
     blocks = [fmap] + [fmap[y:y + 2, x:x + 2] for y in (0, 2) for x in (0, 2)]
     pooled = [b.reshape(-1, 6).max(axis=0) for b in blocks]
     total = sum(p / np.linalg.norm(p) for p in pooled)
-    out = RMAC(levels=2).fit([f]).transform(f)
+    out = RMAC(levels=2).fit([f]).transform(f)[0]
     np.testing.assert_allclose(out, total / np.linalg.norm(total), rtol=1e-5)
 
 

@@ -16,7 +16,7 @@ def _vlad(**kw):
     f = LocalFeatures(X, np.zeros((4, 2), np.float32))
     agg = VLAD(n_clusters=2, **kw).fit([f])
     agg.cluster_centers_ = CENTRES
-    return agg.transform(f)
+    return agg.transform(f)[0]
 
 
 @pytest.mark.parametrize("power_norm,intra_norm,expected", [
@@ -34,7 +34,7 @@ def test_empty_centre_block_stays_zero():
     f = LocalFeatures(X, np.zeros((4, 2), np.float32))
     agg = VLAD(n_clusters=3).fit([f])
     agg.cluster_centers_ = np.vstack([CENTRES, [[100.0, 100.0]]])
-    out = agg.transform(f)
+    out = agg.transform(f)[0]
     assert out.shape == (6,) and not out[4:].any() and np.isfinite(out).all()
 
 

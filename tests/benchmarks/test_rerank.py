@@ -177,8 +177,10 @@ def test_fewer_usable_neighbours_than_k_uses_those_there_are():
     (lambda: SpocQueryExpansion(k=-2), "k", -2),
 ])
 def test_bad_hyper_parameters_name_their_key(make, param, value):
-    with pytest.raises(ParameterError) as e:
-        make()
+    reranker = make()                       # stored as given (scikit-learn's convention) ...
+    assert reranker.get_params()[param] is not None or value is None
+    with pytest.raises(ParameterError) as e:   # ... and checked in one place, before any work
+        reranker.validate()
     assert e.value.param == param and e.value.owner
     assert str(e.value.with_prefix("rerank")).split("=")[0].endswith(f"rerank.{param}")
     if value is not None:
@@ -189,10 +191,21 @@ def test_bad_hyper_parameters_name_their_key(make, param, value):
                                             (QueryExpansionWithDBA(k=1, dba_k=4), "dba_k"),
                                             (QueryExpansionWithDBA(k=5, dba_k=1), "k")])
 def test_k_larger_than_the_database_names_the_key(reranker, param):
-    x = np.eye(4, dtype=np.float32)
     with pytest.raises(ParameterError, match=f"{param}=.*larger than the database allows \\(4 images\\); use {param} <= {3 if param == 'dba_k' or isinstance(reranker, DatabaseAugmentation) else 4}") as e:
-        reranker.rerank(x[:1], x)
+        reranker.check_database_size(4)
     assert e.value.param == param
+    x = np.eye(4, dtype=np.float32)
+    if param == "dba_k" or isinstance(reranker, DatabaseAugmentation):   # DBA cannot run at all
+        with pytest.raises(ParameterError, match="only 3 other images"):
+            reranker.rerank(x[:1], x)
+
+
+def test_rerankers_are_scikit_learn_estimators():
+    from sklearn.base import clone
+    qe = QueryExpansionWithDBA(k=3, alpha=2, dba_k=1)
+    assert clone(qe).get_params() == {"k": 3, "alpha": 2, "dba_k": 1, "dba_alpha": 0.0}
+    assert repr(qe) == "QueryExpansionWithDBA(alpha=2, dba_k=1, k=3)"
+    assert SpocQueryExpansion(k=4).get_params() == {"k": 4} and SpocQueryExpansion().alpha == 0
 
 
 def test_bad_arrays_are_named():
