@@ -18,26 +18,18 @@ import os
 import shutil
 import sys
 import textwrap
-import uuid
 from pathlib import Path
 
 from benchmarks.errors import StoreError
 from experiments.cli import command_entry
-from features.store import RECORD, ChunkInvalid, ChunkSpec, check_chunk
+from features import store_layout as layout
+from features.store import ChunkInvalid, ChunkSpec, check_chunk
+from features.store_layout import RECORD
 
 
 def default_root() -> Path:
     env = os.environ.get("DEEPAGG_STORE")
     return Path(env) if env else Path.home() / ".cache" / "deepagg" / "store"
-
-
-def entries(root: Path):
-    """(dataset, key folder, manifest) of every entry under ``root``."""
-    for manifest in sorted(root.glob("*/*/manifest.json")):
-        try:
-            yield manifest.parent.parent.name, manifest.parent, json.loads(manifest.read_text())
-        except (OSError, ValueError):
-            yield manifest.parent.parent.name, manifest.parent, None
 
 
 def chunk_problem(chunk: Path, dtype: str) -> str | None:
@@ -94,14 +86,14 @@ def store(argv=None) -> int:
     bad = checked = 0
     if args.command == "clean":
         freed = 0
-        for aside in sorted(root.glob("*/*/set_aside")):
+        for aside in layout.set_aside_dirs(root):
             freed += sum(f.stat().st_size for f in aside.rglob("*") if f.is_file())
             shutil.rmtree(aside)
             print(f"deleted {aside}")
         print(f"{freed / 2 ** 20:,.1f} MiB freed under {root}")
         return 0
-    for dataset, entry, manifest in entries(root):
-        chunks = sorted(p for p in entry.glob("chunk_*") if p.is_dir() and ".tmp" not in p.name)
+    for dataset, entry, manifest in layout.entries(root):
+        chunks = layout.chunk_dirs(entry)
         if args.command == "list":
             size = sum(f.stat().st_size for c in chunks for f in c.iterdir()) / 2 ** 20
             n = manifest.get("n_images", "?") if manifest else "? (unreadable manifest)"
@@ -118,13 +110,10 @@ def store(argv=None) -> int:
             print(f"{chunk}: {problem}")
             if args.set_aside and problem != EARLIER:
                 from filelock import FileLock
-                with FileLock(entry / "locks" / f"{chunk.name}.lock"):
+                with FileLock(layout.lock_path(entry, layout.chunk_index(chunk))):
                     if chunk_problem(chunk, dtype) is None:   # re-extracted meanwhile
                         continue
-                    aside = entry / "set_aside"
-                    aside.mkdir(exist_ok=True)
-                    target = aside / f"{chunk.name}.verify-{uuid.uuid4().hex[:6]}"
-                    os.rename(chunk, target)
+                    target = layout.set_aside(entry, chunk)
                 print(f"  moved to {target}; the next run extracts it again")
     if args.command == "verify":
         print(f"{checked} chunk(s) checked, {bad} bad, under {root}")

@@ -47,13 +47,14 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from benchmarks.errors import ConfigError, ImageLoadError, ParameterError, StoreError
+from features import store_layout as layout
 from features.local_features import LocalFeatures
+from features.store_layout import RECORD
 
 log = logging.getLogger(__name__)
 DTYPES = ("float16", "float32")
 FORMAT = 2
 ARRAYS = ("descriptors.npy", "positions.npy", "index.npy")
-RECORD = "record.json"
 
 
 def store_key(extractor_config: dict, identities: Sequence[str], dtype: str) -> str:
@@ -352,7 +353,7 @@ class FeatureStore:
         entry = self.entry(dataset, key)
         try:
             entry.mkdir(parents=True, exist_ok=True)
-            (entry / "locks").mkdir(exist_ok=True)
+            (entry / layout.LOCKS).mkdir(exist_ok=True)
         except OSError as e:
             raise StoreError(f"cannot create the store entry {entry} ({e}); set store.root to a "
                              "writable folder") from e
@@ -372,7 +373,7 @@ class FeatureStore:
             if specs[c].index not in writer.verified:
                 writer.ensure_intact(specs[c])
 
-        return StoredFeatures([entry / _chunk_name(s.index) for s in specs], chunk_size, n,
+        return StoredFeatures([entry / layout.chunk_name(s.index) for s in specs], chunk_size, n,
                               check_checksums if self.verify_checksums else None, entry=entry)
 
     def _manifest(self, entry: Path, dataset: str, n: int, extractor_config: dict) -> int:
@@ -380,7 +381,7 @@ class FeatureStore:
         unreadable one is set aside with a warning and written again. Either way the chunk size
         comes from the chunks already stored (their records list their images), so no sound
         chunk is lost to a deleted or damaged manifest."""
-        path = entry / "manifest.json"
+        path = entry / layout.MANIFEST
         for _ in range(2):
             if not path.exists():
                 chunk_size = _chunk_size_of_records(entry, n) or self.chunk_size
@@ -393,11 +394,8 @@ class FeatureStore:
                                                manifest["dtype"])
                 break
             except (OSError, ValueError, KeyError, TypeError) as e:
-                aside = entry / "set_aside"
-                aside.mkdir(exist_ok=True)
-                target = aside / f"manifest.json.{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
                 try:
-                    os.rename(path, target)
+                    target = layout.set_aside(entry, path)
                     log.warning("%s: the store manifest %s is unreadable (%s); moved to %s and "
                                 "written again from the stored chunks", dataset, path, e, target)
                 except FileNotFoundError:
@@ -429,11 +427,11 @@ class _Writer:
         self.announced = False             # whether "extracting" was logged
 
     def path(self, spec: ChunkSpec) -> Path:
-        return self.entry / _chunk_name(spec.index)
+        return self.entry / layout.chunk_name(spec.index)
 
     def lock(self, spec: ChunkSpec):
         from filelock import FileLock
-        return FileLock(self.entry / "locks" / f"{_chunk_name(spec.index)}.lock")
+        return FileLock(layout.lock_path(self.entry, spec.index))
 
     # ------------------------------------------------------------------ checks
     def usable(self, spec: ChunkSpec, checksums: bool = False) -> bool:
@@ -550,7 +548,7 @@ class _Writer:
         or adopted from an earlier version); otherwise the folder is cleared (set aside) for
         extraction. Checksums only with ``checksums`` (else left to the first read)."""
         path = self.path(spec)
-        for debris in self.entry.glob(_chunk_name(spec.index) + ".tmp*"):
+        for debris in layout.temporary_dirs(self.entry, spec.index):
             if _is_stale_debris(debris):
                 shutil.rmtree(debris, ignore_errors=True)
         if not path.is_dir():
@@ -624,10 +622,7 @@ class _Writer:
         return [self.content_hash(i) for i in range(spec.lo, spec.hi)]
 
     def _set_aside(self, path: Path, reason: str) -> None:
-        aside = self.entry / "set_aside"
-        aside.mkdir(exist_ok=True)
-        target = aside / f"{path.name}.{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-        os.rename(path, target)
+        target = layout.set_aside(self.entry, path)
         log.warning("%s: stored chunk %s is not usable (%s); moved to %s and extracted again",
                     self.dataset, path, reason, target)
 
@@ -673,9 +668,9 @@ def _chunk_size_of_records(entry: Path, n: int) -> int | None:
     or None when no chunk has a readable record. A chunk c holding m images that is not the
     last one gives m; the last one (c * size + m = n) gives (n - m) / c; a lone first chunk
     holding every image lays the entry out as any size >= n does."""
-    for chunk in sorted(entry.glob("chunk_*")):
+    for chunk in layout.chunk_dirs(entry):
         try:
-            c = int(chunk.name.removeprefix("chunk_"))
+            c = layout.chunk_index(chunk)
             m = len(json.loads((chunk / RECORD).read_text())["names"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
@@ -698,10 +693,6 @@ def check_dataset_name(dataset: str) -> None:
         raise ConfigError(f"dataset.name={dataset!r}: a dataset name must be a plain folder name "
                           "(no '/', no '..', not starting with '_'), as it names the dataset's "
                           "folder in the feature store")
-
-
-def _chunk_name(index: int) -> str:
-    return f"chunk_{index:05d}"
 
 
 def _write_error(e: OSError, what: Path, entry: Path) -> StoreError:

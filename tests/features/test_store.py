@@ -394,3 +394,27 @@ def test_verify_images_finds_an_image_edited_with_its_stamp_kept(tmp_path, caplo
     ex = FakeExtract(range(N))
     get_hashed(open_store(True), ex)
     assert ex.chunks == []                              # the new digest is recorded
+
+
+def test_the_layout_names_what_the_store_writes(tmp_path):
+    """features/store_layout.py is the one place that spells the on-disk names: what the store
+    writes is found through it (deepagg-store reads nothing else)."""
+    from features import store_layout as layout
+
+    def extract(claims, commit):
+        for spec in claims:
+            commit(spec, [LocalFeatures.from_map(np.full((2, 2, 2), i, np.float32))
+                          for i in range(spec.lo, spec.hi)])
+    names = [f"im{i}" for i in range(5)]
+    FeatureStore(tmp_path, "float32", chunk_size=2).get("toy", names, names, [""] * 5,
+                                                         {"kind": "deep"}, extract, progress=False)
+    (dataset, entry, manifest), = layout.entries(tmp_path)
+    assert dataset == "toy" and manifest["n_images"] == 5
+    chunks = layout.chunk_dirs(entry)
+    assert [layout.chunk_index(c) for c in chunks] == [0, 1, 2]
+    assert all((c / layout.RECORD).is_file() for c in chunks)
+    assert layout.lock_path(entry, 1).exists()
+    (entry / (layout.chunk_name(1) + ".tmp-host-1-abc")).mkdir()      # a writer's temporary folder
+    assert layout.chunk_dirs(entry) == chunks and layout.chunk_index(entry / "chunk_00001.tmp-x") is None
+    moved = layout.set_aside(entry, chunks[2])
+    assert moved.parent == entry / layout.SET_ASIDE and layout.set_aside_dirs(tmp_path) == [moved.parent]
