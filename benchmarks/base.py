@@ -107,6 +107,9 @@ class RetrievalDataset:
     """A retrieval benchmark: database images, queries and the evaluation protocol.
 
     ``crop_queries``: whether queries with a box are cropped to it before extraction.
+    ``fit_on``: the dataset config its literature learns PCA-whitening and codebooks on (Oxford:
+    paris6k, and the other way round), None when it has no convention; presets read it as
+    ``${dataset.fit_on}``.
     ``meta``: protocol knobs worth recording with each result (rotation list, ...), and extras
     such as the demo set's homographies and groups.
     """
@@ -117,6 +120,7 @@ class RetrievalDataset:
     protocol: str = "oxford"
     crop_queries: bool = False
     meta: dict = field(default_factory=dict)
+    fit_on: str | None = None
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:

@@ -5,12 +5,9 @@ checks the name and says what exists. No Hydra here: experiments/adapters.py com
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Callable, Mapping
 
 from benchmarks.errors import ConfigError
-
-#: dataset config keys that are not loader arguments
-NON_LOADER_KEYS = ("fit_on",)
 
 
 def resolve_dataset(name: str, compose: Callable[[str], Mapping | None],
@@ -25,7 +22,3 @@ def resolve_dataset(name: str, compose: Callable[[str], Mapping | None],
                           f"{', '.join(known())}")
     return node
 
-
-def loader_arguments(node: Mapping) -> dict[str, Any]:
-    """A plain dataset config as loader arguments (``_target_`` kept, ``fit_on`` removed)."""
-    return {k: v for k, v in node.items() if k not in NON_LOADER_KEYS}

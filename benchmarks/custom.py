@@ -19,10 +19,11 @@ LAYOUT = """\
 
 
 def load_custom(root: str | Path, ground_truth: str | Path, name: str = "custom",
-                crop_queries: bool = True) -> RetrievalDataset:
+                crop_queries: bool = True, fit_on: str | None = None) -> RetrievalDataset:
     """The benchmark of ``ground_truth`` (relative to ``root`` or absolute) over the images under ``root``.
 
     crop_queries: crop queries that have a ``bbx`` to it before extraction.
+    fit_on:       the set to learn PCA / codebooks on by default (``RetrievalDataset.fit_on``).
     """
     root = Path(root)
     if not root.is_dir():
@@ -32,4 +33,5 @@ def load_custom(root: str | Path, ground_truth: str | Path, name: str = "custom"
         raise DatasetError(f"{name}: ground-truth file {gt_path} does not exist; expected layout:\n{LAYOUT}")
     gt = read_ground_truth(gt_path)
     return build_dataset(name, gt, ImageIndex(root, name), gt_path, crop_queries=crop_queries,
-                         meta={"crop_queries": crop_queries, "ground_truth": Path(ground_truth).name})
+                         meta={"crop_queries": crop_queries, "ground_truth": Path(ground_truth).name},
+                         fit_on=fit_on)

@@ -121,7 +121,7 @@ def render_distractor(seed: int, view_wh: tuple[int, int]) -> Image.Image:
 
 def demo_dataset(name: str = "demo", split: str = "test", views_per_photo: int = 8,
                  view_width: int = 384, view_height: int = 288, difficulty: float = 1.0,
-                 seed: int = 0, distractors: int = 0) -> RetrievalDataset:
+                 seed: int = 0, distractors: int = 0, fit_on: str | None = None) -> RetrievalDataset:
     """The demo benchmark (``split`` = test | holdout); see the module docstring.
 
     ``distractors`` appends that many synthetic distractor images (smooth random textures, in no
@@ -160,4 +160,5 @@ def demo_dataset(name: str = "demo", split: str = "test", views_per_photo: int =
                              relevant={"ok": members[members != i], "junk": np.array([i])}))
     meta = {"groups": groups, "homographies": np.stack(homs), "source_sizes": np.asarray(src_sizes),
             "view_size": view_wh, "photos": list(photos), "split": split}
-    return RetrievalDataset(name=name, images=images, queries=queries, protocol="holidays", meta=meta)
+    return RetrievalDataset(name=name, images=images, queries=queries, protocol="holidays", meta=meta,
+                            fit_on=fit_on)

@@ -62,4 +62,4 @@ def with_distractors(dataset: RetrievalDataset, root: Path | str,
                            "database image; is the distractor root the dataset itself?")
     return RetrievalDataset(name=dataset.name, images=dataset.images + extra, queries=dataset.queries,
                             protocol=dataset.protocol, crop_queries=dataset.crop_queries,
-                            meta={**dataset.meta, "distractors": len(extra)})
+                            meta={**dataset.meta, "distractors": len(extra)}, fit_on=dataset.fit_on)

@@ -189,7 +189,7 @@ def _scalars(value, path: Path, what: str, floats: bool, expected: str) -> list[
 
 
 def build_dataset(name: str, gt: GroundTruth, index: ImageIndex, source: Path, *,
-                  crop_queries: bool, meta: dict) -> RetrievalDataset:
+                  crop_queries: bool, meta: dict, fit_on: str | None = None) -> RetrievalDataset:
     """The dataset of ``gt`` with images found in ``index``; query boxes checked against their images."""
     images = [ImageRef(n, index.path(n, listed_in=source)) for n in gt.imlist]
     queries = []
@@ -199,4 +199,4 @@ def build_dataset(name: str, gt: GroundTruth, index: ImageIndex, source: Path, *
             box = check_box(name, qn, box, image.size(), image.path)
         queries.append(Query(image=image, relevant=rel, db_index=db, box=box))
     return RetrievalDataset(name=name, images=images, queries=queries, protocol=gt.protocol,
-                            crop_queries=crop_queries, meta=meta)
+                            crop_queries=crop_queries, meta=meta, fit_on=fit_on)

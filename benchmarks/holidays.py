@@ -24,13 +24,14 @@ LAYOUT = """\
 
 def load_holidays(root: str | Path, name: str = "holidays",
                   rotate: Sequence[str] | Mapping[str, int] = (),
-                  rotation_file: str | Path | None = None) -> RetrievalDataset:
+                  rotation_file: str | Path | None = None, fit_on: str | None = None) -> RetrievalDataset:
     """Holidays from ``root``.
 
     rotate:        images to turn upright: a list of names (each turned 90 degrees counter-clockwise)
                    or a mapping name -> counter-clockwise degrees (multiples of 90).
     rotation_file: a text file of 'NAME DEGREES' lines (same meaning; '#' comments allowed),
                    relative to ``root`` or absolute; its entries override ``rotate``.
+    fit_on:        the conventional fitting set (``RetrievalDataset.fit_on``).
     """
     root = Path(root)
     folder, index, names = flat_benchmark_folder(
@@ -47,7 +48,7 @@ def load_holidays(root: str | Path, name: str = "holidays",
         queries.append(Query(image=images[q], relevant={"ok": np.asarray(rest, dtype=np.int64),
                                                         "junk": np.asarray([q], dtype=np.int64)},
                              db_index=q))
-    return RetrievalDataset(name=name, images=images, queries=queries, protocol="holidays",
+    return RetrievalDataset(name=name, images=images, queries=queries, protocol="holidays", fit_on=fit_on,
                             meta={"rotations": dict(sorted((k, v) for k, v in rotations.items() if v))})
 
 

@@ -35,27 +35,33 @@ _QUERY_FILE = re.compile(r"^(?P<landmark>[a-z_]+)_(?P<number>\d+)_query\.txt$")
 
 def load_oxford5k(root: str | Path, name: str = "oxford5k", crop_queries: bool = False,
                   exclude: Sequence[str] = (), distractors_root: str | Path | None = None,
-                  distractors_list: str | Path | None = None) -> RetrievalDataset:
+                  distractors_list: str | Path | None = None, fit_on: str | None = None
+                  ) -> RetrievalDataset:
     """Oxford5k (Oxford105k with ``distractors_root``); see ``load_buildings``."""
-    return load_buildings("oxford5k", root, name, crop_queries, exclude, distractors_root, distractors_list)
+    return load_buildings("oxford5k", root, name, crop_queries, exclude, distractors_root,
+                          distractors_list, fit_on)
 
 
 def load_paris6k(root: str | Path, name: str = "paris6k", crop_queries: bool = False,
                  exclude: Sequence[str] = (), distractors_root: str | Path | None = None,
-                 distractors_list: str | Path | None = None) -> RetrievalDataset:
+                 distractors_list: str | Path | None = None, fit_on: str | None = None
+                 ) -> RetrievalDataset:
     """Paris6k (Paris106k with ``distractors_root``); see ``load_buildings``."""
-    return load_buildings("paris6k", root, name, crop_queries, exclude, distractors_root, distractors_list)
+    return load_buildings("paris6k", root, name, crop_queries, exclude, distractors_root,
+                          distractors_list, fit_on)
 
 
 def load_buildings(which: str, root: str | Path, name: str, crop_queries: bool = False,
                    exclude: Sequence[str] = (), distractors_root: str | Path | None = None,
-                   distractors_list: str | Path | None = None) -> RetrievalDataset:
+                   distractors_list: str | Path | None = None, fit_on: str | None = None
+                   ) -> RetrievalDataset:
     """Oxford5k or Paris6k (``which``) from ``root``.
 
     crop_queries:     crop each query to its box (later work) or not (the paper's main table).
     exclude:          image names left out of the database (Paris: its 20 unreadable files).
     distractors_root: a folder of distractor images appended to the database (105k / 106k).
     distractors_list: optional list of the distractor files (see ``benchmarks.distractors``).
+    fit_on:           the conventional fitting set (``RetrievalDataset.fit_on``).
     """
     root = Path(root)
     if not root.is_dir():
@@ -71,7 +77,7 @@ def load_buildings(which: str, root: str | Path, name: str, crop_queries: bool =
     images = [ImageRef(n, index.path(n)) for n in names]
     queries = [_read_query(name, f, position, excluded, images) for f in _query_files(which, name, root)]
     ds = RetrievalDataset(name=name, images=images, queries=queries, protocol="oxford",
-                          crop_queries=crop_queries,
+                          crop_queries=crop_queries, fit_on=fit_on,
                           meta={"crop_queries": crop_queries, "excluded": sorted(excluded)})
     return with_distractors(ds, distractors_root, distractors_list) if distractors_root else ds
 

@@ -23,27 +23,33 @@ _OTHER = {"roxford5k": "rparis6k", "rparis6k": "roxford5k"}
 
 def load_roxford5k(root: str | Path, name: str = "roxford5k", gnd_file: str = "gnd_roxford5k.pkl",
                    crop_queries: bool = True, distractors_root: str | Path | None = None,
-                   distractors_list: str | Path | None = None) -> RetrievalDataset:
+                   distractors_list: str | Path | None = None, fit_on: str | None = None
+                   ) -> RetrievalDataset:
     """Revisited Oxford (ROxford5k, +R1M with ``distractors_root``); see ``load_revisited``."""
-    return load_revisited("roxford5k", root, name, gnd_file, crop_queries, distractors_root, distractors_list)
+    return load_revisited("roxford5k", root, name, gnd_file, crop_queries, distractors_root,
+                          distractors_list, fit_on)
 
 
 def load_rparis6k(root: str | Path, name: str = "rparis6k", gnd_file: str = "gnd_rparis6k.pkl",
                   crop_queries: bool = True, distractors_root: str | Path | None = None,
-                  distractors_list: str | Path | None = None) -> RetrievalDataset:
+                  distractors_list: str | Path | None = None, fit_on: str | None = None
+                  ) -> RetrievalDataset:
     """Revisited Paris (RParis6k, +R1M with ``distractors_root``); see ``load_revisited``."""
-    return load_revisited("rparis6k", root, name, gnd_file, crop_queries, distractors_root, distractors_list)
+    return load_revisited("rparis6k", root, name, gnd_file, crop_queries, distractors_root,
+                          distractors_list, fit_on)
 
 
 def load_revisited(which: str, root: str | Path, name: str, gnd_file: str, crop_queries: bool = True,
                    distractors_root: str | Path | None = None,
-                   distractors_list: str | Path | None = None) -> RetrievalDataset:
+                   distractors_list: str | Path | None = None, fit_on: str | None = None
+                   ) -> RetrievalDataset:
     """ROxford5k or RParis6k (``which``) from ``root``.
 
     gnd_file:         the ground-truth pickle (.pkl), JSON or .mat, relative to ``root`` or absolute.
     crop_queries:     crop each query to its box (the protocol's rule; switch off to study it).
     distractors_root: a folder of distractor images (revisitop 1M) appended to the database.
     distractors_list: its image list (``revisitop1m.txt``), which spares a walk of 1M files.
+    fit_on:           the conventional fitting set (``RetrievalDataset.fit_on``).
     """
     root = Path(root)
     if not root.is_dir():
@@ -64,5 +70,5 @@ def load_revisited(which: str, root: str | Path, name: str, gnd_file: str, crop_
         raise DatasetError(f"{name}: {gnd_path} is not the {which} ground truth: {paris} of its "
                            f"{len(gt.imlist)} images are Paris ones (named paris_*)")
     ds = build_dataset(name, gt, ImageIndex(root / "jpg", name), gnd_path, crop_queries=crop_queries,
-                       meta={"crop_queries": crop_queries})
+                       meta={"crop_queries": crop_queries}, fit_on=fit_on)
     return with_distractors(ds, distractors_root, distractors_list) if distractors_root else ds

@@ -21,8 +21,9 @@ LAYOUT = """\
 _NAME = re.compile(r"^ukbench(\d{5})$")
 
 
-def load_ukbench(root: str | Path, name: str = "ukbench") -> RetrievalDataset:
-    """UKBench from ``root``; incomplete groups are kept (their present members are the positives)."""
+def load_ukbench(root: str | Path, name: str = "ukbench", fit_on: str | None = None) -> RetrievalDataset:
+    """UKBench from ``root``; incomplete groups are kept (their present members are the positives).
+    ``fit_on``: the conventional fitting set (``RetrievalDataset.fit_on``)."""
     folder, index, names = flat_benchmark_folder(
         Path(root), "full", name, LAYOUT, "ukbench", lambda n: bool(_NAME.match(n)),
         "UKBench image name (ukbenchNNNNN.jpg)")
@@ -37,5 +38,5 @@ def load_ukbench(root: str | Path, name: str = "ukbench") -> RetrievalDataset:
                              relevant={"ok": np.asarray(others, dtype=np.int64),
                                        "junk": np.zeros(0, dtype=np.int64)}))
     incomplete = sum(len(g) != 4 for g in groups.values())
-    return RetrievalDataset(name=name, images=images, queries=queries, protocol="ukbench",
+    return RetrievalDataset(name=name, images=images, queries=queries, protocol="ukbench", fit_on=fit_on,
                             meta={"incomplete_groups": incomplete})

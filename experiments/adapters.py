@@ -9,7 +9,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.base import RetrievalDataset
-from benchmarks.configs import loader_arguments, resolve_dataset
+from benchmarks.configs import resolve_dataset
 from benchmarks.errors import DatasetError, DeepaggError
 from features.extractor import Extractor, feature_kind
 from features.source import FeatureSource
@@ -63,7 +63,7 @@ def build_dataset(cfg) -> RetrievalDataset:
     """Instantiate a dataset config; loader errors surface as they are (DatasetError naming the
     file), wrong argument names as a DatasetError naming the loader."""
     from hydra.utils import instantiate
-    node = loader_arguments(plain(cfg))
+    node = plain(cfg)
     try:
         return instantiate(node)
     except InstantiationException as e:

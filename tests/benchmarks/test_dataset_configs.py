@@ -23,10 +23,11 @@ def _dataset_cfg(name: str, data_root: Path):
 
 @pytest.mark.parametrize("name", REAL)
 def test_keys_are_the_loader_arguments_and_fit_on_names_a_dataset(name):
+    """Every key of a dataset config, fit_on included, is an argument of its loader."""
     node = _dataset_cfg(name, Path("/data"))
     module, _, func = node._target_.rpartition(".")
     params = inspect.signature(getattr(importlib.import_module(module), func)).parameters
-    knobs = set(node) - {"_target_", "fit_on"}
+    knobs = set(node) - {"_target_"}
     assert knobs <= set(params), f"{name}: keys {knobs - set(params)} are not arguments of {node._target_}"
     assert {p for p, v in params.items() if v.default is inspect.Parameter.empty} <= knobs
     assert node.name == name and "defaults" not in node  # composed: the defaults list is resolved
@@ -79,3 +80,12 @@ def test_variants_inherit_from_their_base_and_type_nothing_twice(child, parent):
     for key in base:
         if key not in own:
             assert composed[key] == base[key], key
+
+
+def test_a_loaded_dataset_knows_its_conventional_fitting_set():
+    from experiments.adapters import build_dataset
+    for name, fit_on in (("demo", "demo_holdout"), ("demo_holdout", "demo")):
+        node = _dataset_cfg(name, Path("/data"))
+        assert node.fit_on == fit_on and build_dataset(node).fit_on == fit_on
+    from benchmarks.demo import demo_dataset
+    assert demo_dataset(views_per_photo=2).fit_on is None     # loaders leave it to the configs
