@@ -12,6 +12,7 @@ from typing import ClassVar, Iterable, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from benchmarks.constraints import check_constraints
 from benchmarks.errors import ParameterError
 from features import LocalFeatures
 
@@ -30,6 +31,9 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     #: True for methods that learn from a fitting set (so ``fit`` needs one, and must come first).
     learns: ClassVar[bool] = False
 
+    #: hyper-parameter -> what it must be (``benchmarks.constraints``), read by ``_validate_params``
+    constraints: ClassVar[dict] = {}
+
     # ------------------------------------------------------------------ parameters
     def to(self, device: str) -> "Aggregator":
         """Encode on ``device`` (``cpu``, ``cuda``, ``cuda:N``) from now on; returns self. Not a
@@ -38,7 +42,9 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         return self
 
     def _validate_params(self) -> None:
-        """Check the hyper-parameters (ParameterError naming the argument); default: nothing."""
+        """Check the hyper-parameters against ``constraints`` (ParameterError naming the
+        argument); a subclass extends it only for checks that involve several parameters."""
+        check_constraints(self, self.constraints)
 
     def validate(self) -> "Aggregator":
         """Check the hyper-parameters now (the apps call this before any work)."""
@@ -110,22 +116,6 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
             raise RuntimeError(f"{type(self).__name__}.dim is known only after fit(); "
                                "use output_dim(d) for d-dimensional local features")
         return self.output_dim(self.n_features_in_)
-
-
-def check_positive_int(owner: Aggregator, param: str) -> None:
-    """ParameterError unless ``owner.param`` is an integer >= 1 (booleans rejected)."""
-    value = getattr(owner, param)
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise owner._error(param, "must be a positive integer")
-
-
-def check_positive(owner: Aggregator, param: str, allow_inf: bool = False) -> None:
-    """ParameterError unless ``owner.param`` is a number > 0 (finite unless ``allow_inf``)."""
-    value = getattr(owner, param)
-    ok = (not isinstance(value, bool) and isinstance(value, (int, float, np.number))
-          and value > 0 and (allow_inf or np.isfinite(value)))
-    if not ok:
-        raise owner._error(param, "must be a number > 0" + (" (inf allowed)" if allow_inf else ""))
 
 
 def _checked(features: Iterable[LocalFeatures], agg: Aggregator) -> list[LocalFeatures]:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from aggregators.base import Aggregator, check_positive
+from aggregators.base import Aggregator
+from benchmarks.constraints import Real
 from features import LocalFeatures
 
 
@@ -39,13 +40,11 @@ class CroW(Aggregator):
 
     requires_grid = True
 
+    constraints = {"a": Real(0, low_open=True), "b": Real(0, low_open=True)}
+
     def __init__(self, a: float = 2.0, b: float = 2.0):
         self.a = a
         self.b = b
-
-    def _validate_params(self) -> None:
-        check_positive(self, "a")
-        check_positive(self, "b")
 
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         x = features.descriptors.astype(np.float32)

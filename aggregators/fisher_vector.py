@@ -6,9 +6,10 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from aggregators import torch_ops as ops
-from aggregators.base import Aggregator, check_positive, check_positive_int
+from aggregators.base import Aggregator
 from aggregators.postprocess import L2, PCAWhitening, PowerNorm
 from aggregators.sampling import check_enough, sample_descriptors
+from benchmarks.constraints import Integer, Real
 from features import LocalFeatures
 
 
@@ -34,6 +35,10 @@ class FisherVector(ops.OnDevice, Aggregator):
 
     learns = True
 
+    constraints = {"n_components": Integer(), "pca_dim": Integer(optional=True),
+                   "max_features": Integer(), "max_iter": Integer(), "tol": Real(0, low_open=True),
+                   "var_floor": Real(0)}
+
     def __init__(self, n_components: int = 16, pca_dim: int | None = None,
                  max_features: int = 100_000, seed: int = 0, max_iter: int = 100,
                  tol: float = 1e-3, var_floor: float = 1e-4):
@@ -44,16 +49,6 @@ class FisherVector(ops.OnDevice, Aggregator):
         self.max_iter = max_iter
         self.tol = tol
         self.var_floor = var_floor
-
-    def _validate_params(self) -> None:
-        for param in ("n_components", "max_features", "max_iter"):
-            check_positive_int(self, param)
-        if self.pca_dim is not None:
-            check_positive_int(self, "pca_dim")
-        if isinstance(self.var_floor, bool) or not (isinstance(self.var_floor, (int, float))
-                                                    and self.var_floor >= 0):
-            raise self._error("var_floor", "must be a number >= 0")
-        check_positive(self, "tol")
 
     def _fit(self, features: list[LocalFeatures]) -> None:
         x = sample_descriptors(features, self.max_features, self.seed)

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import torch
 
-from aggregators.base import Aggregator, check_positive
+from aggregators.base import Aggregator
+from benchmarks.constraints import Real
 from features import LocalFeatures
 
 
@@ -18,13 +19,12 @@ class GeM(Aggregator):
     m * (mean (x / m)^p)^(1/p) with m the channel maximum, which cannot overflow for large p.
     """
 
+    constraints = {"p": Real(0, low_open=True, allow_inf=True),   # 1: average, inf: max
+                   "eps": Real(0, low_open=True)}
+
     def __init__(self, p: float = 3.0, eps: float = 1e-6):
         self.p = p
         self.eps = eps
-
-    def _validate_params(self) -> None:
-        check_positive(self, "p", allow_inf=True)   # 1: average, inf: max pooling
-        check_positive(self, "eps")
 
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         x = torch.tensor(features.descriptors, dtype=torch.float32).clamp(min=self.eps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from aggregators.base import Aggregator
+from benchmarks.constraints import Boolean
 from features import LocalFeatures
 
 
@@ -28,12 +29,10 @@ class SumPooling(Aggregator):
     Mean pooling equals sum pooling after the L2 normalisation that follows.
     """
 
+    constraints = {"center_prior": Boolean()}
+
     def __init__(self, center_prior: bool = False):
         self.center_prior = center_prior
-
-    def _validate_params(self) -> None:
-        if not isinstance(self.center_prior, (bool, np.bool_)):
-            raise self._error("center_prior", "must be true or false")
 
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         x = features.descriptors.astype(np.float32, copy=False)

@@ -12,11 +12,15 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from benchmarks.constraints import Boolean, Integer, Real, check_constraints
 from benchmarks.errors import ParameterError
 
 
 class _Step(TransformerMixin, BaseEstimator):
-    """What the steps share: float32 out (the only dtype they preserve)."""
+    """What the steps share: float32 out (the only dtype they preserve), a constraints table."""
+
+    #: hyper-parameter -> what it must be (``benchmarks.constraints``), checked by ``fit``
+    constraints: dict = {}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -29,12 +33,9 @@ class _Stateless(_Step):
     input width (``n_features_in_``), as scikit-learn's ``Normalizer``."""
 
     def fit(self, X, y=None):
-        self._validate_params()
+        check_constraints(self, self.constraints)
         validate_data(self, X, dtype=np.float32)
         return self
-
-    def _validate_params(self) -> None:
-        """ParameterError naming a hyper-parameter that cannot work; default: nothing."""
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -59,13 +60,10 @@ class L2(_Stateless):
 class PowerNorm(_Stateless):
     """Signed power law, sign(x) |x|^alpha (alpha = 0.5 is the signed square root)."""
 
+    constraints = {"alpha": Real(0, low_open=True)}
+
     def __init__(self, alpha: float = 0.5):
         self.alpha = alpha
-
-    def _validate_params(self) -> None:
-        if isinstance(self.alpha, bool) or not (isinstance(self.alpha, (int, float, np.number))
-                                                and self.alpha > 0 and np.isfinite(self.alpha)):
-            raise ParameterError("alpha", self.alpha, "must be a finite number > 0", "PowerNorm")
 
     def transform(self, X):
         X = self._input(X)
@@ -90,6 +88,8 @@ class PCAWhitening(_Step):
     Learned state: ``mean_`` (D,), ``components_`` (dim, D), ``explained_variance_`` (dim,).
     """
 
+    constraints = {"dim": Integer(optional=True), "whiten": Boolean(), "eps": Real(0)}
+
     def __init__(self, dim: int | None = 256, whiten: bool = True, eps: float = 1e-9):
         self.dim = dim
         self.whiten = whiten
@@ -97,6 +97,7 @@ class PCAWhitening(_Step):
 
     def fit(self, X, y=None):
         from sklearn.decomposition import PCA
+        check_constraints(self, self.constraints)
         X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
         n, d = X.shape
         max_dim = min(n - 1, d)

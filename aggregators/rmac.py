@@ -5,9 +5,10 @@ import math
 
 import numpy as np
 
-from aggregators.base import Aggregator, check_positive_int
+from aggregators.base import Aggregator
 from aggregators.postprocess import L2, PCAWhitening
 from aggregators.sampling import sample_rows
+from benchmarks.constraints import Boolean, Integer, Real
 from features import LocalFeatures
 
 #: Candidate numbers of level-1 squares along the long side of a map (reference R-MAC code).
@@ -60,6 +61,10 @@ class RMAC(Aggregator):
 
     requires_grid = True
 
+    constraints = {"levels": Integer(), "overlap": Real(0, 1, high_open=True),
+                   "region_whitening": Boolean(), "max_regions": Integer(),
+                   "region_whitening_dim": Integer(optional=True)}
+
     def __init__(self, levels: int = 3, overlap: float = 0.4, region_whitening: bool = False,
                  region_whitening_dim: int | None = None, max_regions: int = 100_000,
                  seed: int = 0):
@@ -74,18 +79,6 @@ class RMAC(Aggregator):
     def learns(self) -> bool:  # type: ignore[override]
         """Only with region whitening (learned on the fitting set)."""
         return bool(self.region_whitening)
-
-    def _validate_params(self) -> None:
-        check_positive_int(self, "levels")
-        if isinstance(self.overlap, bool) or not (isinstance(self.overlap, (int, float))
-                                                  and 0 <= self.overlap < 1):
-            raise self._error("overlap", "must be in [0, 1)")
-        if not isinstance(self.region_whitening, (bool, np.bool_)):
-            raise self._error("region_whitening", "must be true or false")
-        if self.region_whitening:
-            check_positive_int(self, "max_regions")
-            if self.region_whitening_dim is not None:
-                check_positive_int(self, "region_whitening_dim")
 
     def _fit(self, features: list[LocalFeatures]) -> None:
         d = features[0].dim

@@ -7,9 +7,10 @@ from scipy.linalg.blas import dsyrk
 from sklearn.cluster import KMeans
 
 from aggregators import torch_ops as ops
-from aggregators.base import Aggregator, check_positive, check_positive_int
+from aggregators.base import Aggregator
 from aggregators.postprocess import L2, PowerNorm, whitening_scale
 from aggregators.sampling import check_enough, sample_descriptors
+from benchmarks.constraints import Boolean, Integer, Real
 from features import LocalFeatures
 
 #: Whitening divides by whitening_scale(eigenvalue, largest, _EIG_EPS), as PCAWhitening does.
@@ -87,6 +88,11 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
 
     learns = True
 
+    constraints = {"n_anchors": Integer(), "democratic": Boolean(),
+                   "drop_components": Integer(0, optional=True), "alpha": Real(0, low_open=True),
+                   "sinkhorn_iters": Integer(), "damping": Real(0, 1, low_open=True),
+                   "max_features": Integer()}
+
     def __init__(self, n_anchors: int = 16, democratic: bool = True,
                  drop_components: int | None = None, alpha: float = 0.5,
                  sinkhorn_iters: int = 10, damping: float = 0.5, max_features: int = 100_000,
@@ -123,20 +129,6 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
         self.mean_ = mean.astype(np.float32)
         self.projection_ = (evecs[:, drop:] / scale).astype(np.float32)
         self.explained_variance_ = evals[drop:]
-
-    def _validate_params(self) -> None:
-        for name in ("n_anchors", "sinkhorn_iters", "max_features"):
-            check_positive_int(self, name)
-        drop = self.drop_components
-        if drop is not None and (isinstance(drop, bool) or not isinstance(drop, (int, np.integer))
-                                 or drop < 0):
-            raise self._error("drop_components", "must be null or an integer >= 0")
-        check_positive(self, "alpha")
-        if isinstance(self.damping, bool) or not (isinstance(self.damping, (int, float))
-                                                  and 0 < self.damping <= 1):
-            raise self._error("damping", "must be in (0, 1]")
-        if not isinstance(self.democratic, (bool, np.bool_)):
-            raise self._error("democratic", "must be true or false")
 
     def _n_dropped(self, d: int) -> int:
         if self.drop_components is None:

@@ -7,9 +7,10 @@ import torch
 from sklearn.cluster import KMeans
 
 from aggregators import torch_ops as ops
-from aggregators.base import Aggregator, check_positive_int
+from aggregators.base import Aggregator
 from aggregators.postprocess import L2, PowerNorm
 from aggregators.sampling import check_enough, sample_descriptors
+from benchmarks.constraints import Boolean, Integer, OneOf
 from features import LocalFeatures
 
 POWER_NORMS = ("ssr", "none")
@@ -36,6 +37,9 @@ class VLAD(ops.OnDevice, Aggregator):
 
     learns = True
 
+    constraints = {"n_clusters": Integer(), "power_norm": OneOf(POWER_NORMS),
+                   "intra_norm": Boolean(), "max_features": Integer()}
+
     def __init__(self, n_clusters: int = 64, power_norm: str = "ssr", intra_norm: bool = True,
                  max_features: int = 100_000, seed: int = 0):
         self.n_clusters = n_clusters
@@ -43,14 +47,6 @@ class VLAD(ops.OnDevice, Aggregator):
         self.intra_norm = intra_norm
         self.max_features = max_features
         self.seed = seed
-
-    def _validate_params(self) -> None:
-        check_positive_int(self, "n_clusters")
-        check_positive_int(self, "max_features")
-        if self.power_norm not in POWER_NORMS:
-            raise self._error("power_norm", f"expected one of {POWER_NORMS}")
-        if not isinstance(self.intra_norm, (bool, np.bool_)):
-            raise self._error("intra_norm", "must be true or false")
 
     def _fit(self, features: list[LocalFeatures]) -> None:
         x = sample_descriptors(features, self.max_features, self.seed)

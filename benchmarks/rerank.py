@@ -28,15 +28,18 @@ the ground truth: it sees descriptors and, per query, the database index of the 
 """
 from __future__ import annotations
 
-import numbers
 from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from benchmarks.constraints import Integer, Real, check_constraints
 from benchmarks.errors import ParameterError
 from benchmarks.search import search
 
+#: what the neighbour counts and the weight powers must be
+NEIGHBOURS = Integer(0, note="a number of neighbours; 0 = off")
+POWER = Real(0, note="0 = plain average; 3 in Radenović et al.")
 #: bytes of neighbour vectors gathered at once when summing them (rows x (k + 1) x D float32)
 _COMBINE_BYTES = 32 * 2**20
 
@@ -45,16 +48,14 @@ class Reranker(BaseEstimator):
     """Base class: ``rerank`` returns (queries, database) descriptors to search instead.
     ``get_params``, ``clone`` and ``repr`` come from scikit-learn."""
 
-    #: hyper-parameter -> what it must be: "neighbours" (an integer >= 0, 0 = off) or "power"
-    #: (a finite number >= 0, 0 = plain average); checked by ``validate``
-    constraints: ClassVar[dict[str, str]] = {}
+    #: hyper-parameter -> what it must be (``benchmarks.constraints``), checked by ``validate``
+    constraints: ClassVar[dict] = {}
     #: the neighbour counts of database-side augmentation (at most N - 1 other images)
     database_side: tuple[str, ...] = ("dba_k",)
 
     def validate(self) -> "Reranker":
         """ParameterError naming the first hyper-parameter that breaks its constraint."""
-        for param, kind in self.constraints.items():
-            _CHECKS[kind](getattr(self, param), param, type(self).__name__)
+        check_constraints(self, self.constraints)
         return self
 
     @property
@@ -98,7 +99,7 @@ class QueryExpansion(Reranker):
     k = 0 leaves the queries unchanged.
     """
 
-    constraints = {"k": "neighbours", "alpha": "power"}
+    constraints = {"k": NEIGHBOURS, "alpha": POWER}
 
     def __init__(self, k: int = 5, alpha: float = 0.0):
         self.k = k
@@ -124,7 +125,7 @@ class DatabaseAugmentation(Reranker):
     """
 
     database_side = ("k",)
-    constraints = {"k": "neighbours", "alpha": "power"}
+    constraints = {"k": NEIGHBOURS, "alpha": POWER}
 
     def __init__(self, k: int = 5, alpha: float = 0.0):
         self.k = k
@@ -145,7 +146,7 @@ class QueryExpansionWithDBA(Reranker):
     """DBA of the database (``dba_k``, ``dba_alpha``), then QE of the queries (``k``, ``alpha``) over
     the augmented database, as in the literature's "DBA + QE" rows."""
 
-    constraints = {"k": "neighbours", "alpha": "power", "dba_k": "neighbours", "dba_alpha": "power"}
+    constraints = {"k": NEIGHBOURS, "alpha": POWER, "dba_k": NEIGHBOURS, "dba_alpha": POWER}
 
     def __init__(self, k: int = 5, alpha: float = 0.0, dba_k: int = 5, dba_alpha: float = 0.0):
         self.k = k
@@ -250,26 +251,6 @@ def _combine(vectors, source, idx, sims, alpha) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_k(k, param: str, owner: str) -> int:
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise ParameterError(param, k, "must be a whole number of neighbours >= 0 (0 = off)", owner=owner)
-    if k < 0:
-        raise ParameterError(param, k, "must be >= 0 (0 = off)", owner=owner)
-    return int(k)
-
-
-def _check_alpha(alpha, param: str, owner: str) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not np.isfinite(alpha):
-        raise ParameterError(param, alpha, "must be a finite number >= 0 (0 = plain average)", owner=owner)
-    if alpha < 0:
-        raise ParameterError(param, alpha, "must be >= 0 (0 = plain average; 3 in Radenović et al.)",
-                             owner=owner)
-    return float(alpha)
-
-
-_CHECKS = {"neighbours": _check_k, "power": _check_alpha}
-
-
 def _pair(queries, database) -> tuple[np.ndarray, np.ndarray]:
     q = np.ascontiguousarray(queries, dtype=np.float32)
     x = np.ascontiguousarray(database, dtype=np.float32)

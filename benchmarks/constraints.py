@@ -1,0 +1,87 @@
+"""What a hyper-parameter must be, as data: each estimator (aggregators, post-processing steps,
+re-rankers) lists ``constraints = {"param": Integer(1), ...}`` and one ``check_constraints`` reads
+the table, raising ``ParameterError`` with the parameter's name, its value and what it must be.
+Booleans are never numbers here (``True`` is no count of clusters)."""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from benchmarks.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Integer:
+    """A whole number >= ``low`` (None allowed when ``optional``)."""
+    low: int = 1
+    optional: bool = False
+    note: str = ""
+
+    def problem(self, value) -> str | None:
+        if value is None and self.optional:
+            return None
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < self.low:
+            what = "a positive integer" if self.low == 1 else f"an integer >= {self.low}"
+            return _with_note(f"must be {'null or ' if self.optional else ''}{what}", self.note)
+        return None
+
+
+@dataclass(frozen=True)
+class Real:
+    """A number in the interval from ``low`` to ``high`` (None: unbounded), ends open or closed;
+    finite unless ``allow_inf``."""
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    allow_inf: bool = False
+    note: str = ""
+
+    def problem(self, value) -> str | None:
+        ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+              and not math.isnan(value) and (self.allow_inf or math.isfinite(value))
+              and (self.low is None or (value > self.low if self.low_open else value >= self.low))
+              and (self.high is None or (value < self.high if self.high_open else value <= self.high)))
+        return None if ok else _with_note(self.describe(), self.note)
+
+    def describe(self) -> str:
+        if self.high is None:
+            bound = "" if self.low is None else f" {'>' if self.low_open else '>='} {self.low:g}"
+            text = f"must be a {'finite ' if not self.allow_inf and self.low is None else ''}number{bound}"
+            return text + (" (inf allowed)" if self.allow_inf else "")
+        return (f"must be in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                f"{')' if self.high_open else ']'}")
+
+
+@dataclass(frozen=True)
+class Boolean:
+    """true or false."""
+
+    def problem(self, value) -> str | None:
+        return None if isinstance(value, (bool, np.bool_)) else "must be true or false"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of ``options``."""
+    options: tuple
+
+    def problem(self, value) -> str | None:
+        return None if value in self.options else f"expected one of {self.options}"
+
+
+def check_constraints(owner, constraints: Mapping[str, object]) -> None:
+    """ParameterError for the first attribute of ``owner`` that breaks its constraint."""
+    for param, constraint in constraints.items():
+        value = getattr(owner, param)
+        reason = constraint.problem(value)
+        if reason is not None:
+            raise ParameterError(param, value, reason, type(owner).__name__)
+
+
+def _with_note(text: str, note: str) -> str:
+    return f"{text} ({note})" if note else text

@@ -1,0 +1,36 @@
+"""The constraints tables every estimator checks its hyper-parameters against."""
+import numpy as np
+import pytest
+
+from benchmarks.constraints import Boolean, Integer, OneOf, Real, check_constraints
+from benchmarks.errors import ParameterError
+
+
+@pytest.mark.parametrize("constraint,good,bad,reason", [
+    (Integer(), [1, 7, np.int64(3)], [0, -1, 2.0, True, None, "3"], "must be a positive integer"),
+    (Integer(0, optional=True), [0, None], [-1, 1.5], "must be null or an integer >= 0"),
+    (Real(0, low_open=True), [1e-9, 3, np.float32(2)], [0, -1, float("inf"), float("nan"), True],
+     "must be a number > 0"),
+    (Real(0, low_open=True, allow_inf=True), [float("inf"), 2], [0, float("nan")],
+     "must be a number > 0 (inf allowed)"),
+    (Real(0), [0, 0.5], [-0.1], "must be a number >= 0"),
+    (Real(0, 1, high_open=True), [0, 0.99], [1, -0.1], "must be in [0, 1)"),
+    (Real(0, 1, low_open=True), [1, 0.5], [0, 1.01], "must be in (0, 1]"),
+    (Boolean(), [True, False, np.bool_(True)], [0, 1, "true", None], "must be true or false"),
+    (OneOf(("ssr", "none")), ["ssr", "none"], ["SSR", None], "expected one of ('ssr', 'none')"),
+])
+def test_each_constraint_accepts_and_refuses_by_hand(constraint, good, bad, reason):
+    assert all(constraint.problem(v) is None for v in good)
+    assert all(constraint.problem(v) == reason for v in bad)
+
+
+def test_the_first_broken_parameter_is_named_with_its_owner():
+    class Toy:
+        constraints = {"k": Integer(0, note="0 = off"), "alpha": Real(0)}
+        k, alpha = 2, -1
+    with pytest.raises(ParameterError, match=r"^alpha=-1: must be a number >= 0 \(Toy\)$") as e:
+        check_constraints(Toy(), Toy.constraints)
+    assert e.value.param == "alpha" and e.value.owner == "Toy"
+    Toy.k = -3
+    with pytest.raises(ParameterError, match=r"k=-3: must be an integer >= 0 \(0 = off\)"):
+        check_constraints(Toy(), Toy.constraints)
