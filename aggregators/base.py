@@ -36,9 +36,12 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     # ------------------------------------------------------------------ parameters
     def to(self, device: str) -> "Aggregator":
-        """Encode on ``device`` (``cpu``, ``cuda``, ``cuda:N``) from now on; returns self. Not a
-        hyper-parameter, so never in ``get_params`` or a fit key. Methods without a torch path
-        (the poolings) run in NumPy whatever the device and ignore it."""
+        """Encode on ``device`` (``cpu``, ``cuda``, ``cuda:N``) from now on; returns self
+        (ParameterError when it is not here). Not a hyper-parameter, so never in ``get_params``
+        or a fit key. Methods without a torch path (the poolings) run in NumPy whatever the
+        device: they check it and keep nothing."""
+        from aggregators.torch_ops import check_device
+        check_device(self, device)
         return self
 
     def _validate_params(self) -> None:

@@ -43,7 +43,7 @@ class _Stateless(_Step):
         return tags
 
     def _input(self, X) -> np.ndarray:
-        return validate_data(self, X, dtype=np.float32, reset=False)
+        return validate_data(self, X, dtype=np.float32, reset=False, ensure_min_samples=0)
 
 
 class L2(_Stateless):
@@ -98,7 +98,7 @@ class PCAWhitening(_Step):
     def fit(self, X, y=None):
         from sklearn.decomposition import PCA
         check_constraints(self, self.constraints)
-        X = validate_data(self, X, dtype=np.float64, ensure_min_samples=2)
+        X = validate_data(self, X, dtype=np.float64)
         n, d = X.shape
         max_dim = min(n - 1, d)
         dim = max_dim if self.dim is None else int(self.dim)
@@ -116,7 +116,8 @@ class PCAWhitening(_Step):
 
     def transform(self, X):
         check_is_fitted(self)
-        Y = (validate_data(self, X, dtype=np.float64, reset=False) - self.mean_) @ self.components_.T
+        Y = (validate_data(self, X, dtype=np.float64, reset=False, ensure_min_samples=0)
+             - self.mean_) @ self.components_.T
         if self.whiten:
             ev = self.explained_variance_
             Y /= whitening_scale(ev, ev[0], self.eps)

@@ -49,8 +49,8 @@ def check_device(owner, device) -> None:
 class OnDevice:
     """Mixin of the aggregators that encode in torch. Where they run is not a hyper-parameter:
     ``to(device)`` sets ``device`` (``cpu``, ``cuda``, ``cuda:N``; default ``cpu``), which is
-    absent from ``get_params``, clones and pickles, so a fit is keyed, cached and loaded
-    without it (a loaded fit runs on the CPU until ``to``). (The cached tensors live in this
+    absent from ``get_params`` and from every copy (``clone``, pickles, ``copy.deepcopy``), so a
+    fit is keyed, cached and loaded without it (a copy runs on the CPU until its ``to``). (The cached tensors live in this
     module, not in the estimator.)"""
 
     device: str = "cpu"

@@ -156,7 +156,11 @@ def build_report(results_dir: Path, pdf: bool = False, metric: str = "mAP", n_qu
         plot(df, path, metric, pdf=pdf)
         extra = f" ([PDF]({link(path.with_suffix('.pdf'), results_dir)}))" if pdf else ""
         md += [f"### {title}{extra}", "", f"![{title}]({link(path, results_dir)})", ""]
-    if n_queries > 0 and job_dataset is not None:
+    if n_queries > 0 and job_dataset is None:
+        md += ["## Retrieval examples", "", "Not drawn: this report was built without a way to "
+               "rebuild the jobs' datasets (`build_report(..., job_dataset=...)`; `deepagg-report` "
+               "passes one).", ""]
+    elif n_queries > 0:
         md += ["## Retrieval examples", "",
                "Best run per dataset; frames: green correct, red incorrect, grey junk.", ""]
         for ds, path, note in example_figures(df, dirs, assets, metric, n_queries, k, pdf,

@@ -53,8 +53,9 @@ def check_device(device: str) -> None:
 
 
 def check_backbone(backbone) -> None:
-    """The backbone's keys are its class's constructor arguments; resize settings are sane.
-    Weights and layers are checked when the model is built (only if something is extracted)."""
+    """The backbone's keys are its class's constructor arguments; resize settings are sane; a
+    weights name the model has (``check_weights``). A weights file and the layer are checked
+    when the model is built (only if something is extracted)."""
     from hydra.utils import get_class
 
     from features.resize import check_resize_settings
@@ -76,7 +77,7 @@ def check_backbone(backbone) -> None:
         if {"resize", "image_size", "interpolation"} <= set(node):
             check_resize_settings(cls.__name__, node["resize"], node["image_size"], node["interpolation"])
         if {"source", "name", "weights"} <= set(node):
-            check_weights(node["source"], node["name"], node["weights"])
+            check_weights(node["source"], node["name"], node["weights"], files=False)
     except ParameterError as e:
         raise e.with_prefix("backbone") from None
 

@@ -629,7 +629,7 @@ class _Writer:
     def _write(self, spec: ChunkSpec, feats: list[LocalFeatures]) -> None:
         """Write into a private temporary folder, then rename it into place (atomic)."""
         final = self.path(spec)
-        tmp = final.with_name(f"{final.name}.tmp-{socket.gethostname()}-{os.getpid()}-"
+        tmp = final.with_name(f"{final.name}{layout.TMP_MARK}-{socket.gethostname()}-{os.getpid()}-"
                               f"{uuid.uuid4().hex[:8]}")
         try:
             tmp.mkdir()
@@ -761,7 +761,7 @@ def _is_stale_debris(tmp: Path) -> bool:
     is gone: on this host, its process no longer exists; on another host (shared filesystems,
     where a lock may be local to a node), it is older than FOREIGN_DEBRIS_SECONDS. Live work is
     never deleted even where locks do not reach across machines."""
-    parts = tmp.name.split(".tmp-", 1)[-1].rsplit("-", 2)
+    parts = tmp.name.split(f"{layout.TMP_MARK}-", 1)[-1].rsplit("-", 2)
     if len(parts) == 3 and parts[0] == socket.gethostname() and parts[1].isdigit():
         pid = int(parts[1])
         if pid == os.getpid():

@@ -46,9 +46,11 @@ def _torchvision_weights(name: str, weights: str):
                      + ", ".join(e.name for e in enum)) from None
 
 
-def check_weights(source: str, name: str, weights) -> None:
+def check_weights(source: str, name: str, weights, files: bool = True) -> None:
     """ParameterError for ``weights`` that cannot load into model ``name`` of ``source``, found
-    without loading anything (the apps call it before any work)."""
+    without loading anything (the apps call it before any work with ``files=False``: a checkpoint
+    file is needed only when something is extracted, so a run whose features are all stored
+    runs where the file is not)."""
     if _is_random(weights):
         return
     if weights == OFFLINE_LITE0:
@@ -58,7 +60,7 @@ def check_weights(source: str, name: str, weights) -> None:
         return
     path = _file(weights)
     if path is not None:
-        if not path.is_file():
+        if files and not path.is_file():
             raise _error(weights, f"no such file {path}; give a state-dict file ({', '.join(CHECKPOINT_SUFFIXES)}), "
                          "a torchvision weights name, or null for random weights")
         return

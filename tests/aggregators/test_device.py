@@ -147,3 +147,10 @@ def test_read_only_stored_features(cls, dtype, sparse_sets, tmp_path, monkeypatc
     encode = agg.transform if cls is VLAD else lambda b: agg._encode_torch(b, torch.device("cpu"))
     np.testing.assert_allclose(encode(batch), np.stack([agg._encode(f) for f in batch]),
                                atol=1e-5)
+
+
+def test_poolings_check_the_device_and_run_in_numpy():
+    from aggregators import SumPooling
+    assert SumPooling().to("cpu").get_params() == {"center_prior": False}
+    with pytest.raises(ParameterError, match="device='gpu'"):
+        SumPooling().to("gpu")

@@ -52,3 +52,12 @@ def test_bad_power_is_named_and_stateless_chains_need_no_fit():
     np.testing.assert_allclose(out, [[2 / 13 ** 0.5, -3 / 13 ** 0.5]], rtol=1e-6)
     with pytest.raises(ValueError, match="3 features, but L2 is expecting 2"):
         L2().fit(x).transform(np.ones((1, 3)))
+
+
+def test_a_one_image_fitting_set_is_a_parameter_error_and_empty_batches_pass():
+    """The apps turn ParameterError into one line naming the setting (exit 2), not a traceback."""
+    with pytest.raises(ParameterError, match=r"dim=2: .*n_samples = 1"):
+        PCAWhitening(dim=2).fit(np.ones((1, 4)))
+    fitted = PCAWhitening(dim=2).fit(np.random.default_rng(0).normal(size=(5, 4)))
+    for step in (L2(), PowerNorm(), fitted):
+        assert step.transform(np.zeros((0, 4), np.float32)).shape == (0, step.transform(np.ones((1, 4))).shape[1])

@@ -35,7 +35,6 @@ def compose_run():
     (["top_k=0"], "top_k=0"), (["min_image_side=0"], "min_image_side=0"),
     (["backbone.resize=crop"], "backbone.resize='crop'"),
     (["backbone=vgg16", "backbone.weights=IMAGENET9K"], "backbone.weights='IMAGENET9K': not a weights name"),
-    (["backbone.weights=/nowhere/w.pth"], "backbone.weights='/nowhere/w.pth'"),
     (["+backbone.foo=1"], "backbone: DeepExtractor has no argument foo"),
     (["+postprocess.dimm=3"], "postprocess.dimm: postprocess has no key 'dimm'"),
     (["+store.x=1"], "store.x: store has no key 'x'"), (["+batchsize=4"], "the config has no key 'batchsize'"),

@@ -57,3 +57,10 @@ def test_offline_download_says_what_to_do(monkeypatch):
 def test_random_weights():
     m = torchvision.models.get_model("resnet18", weights=None)
     assert load_weights(m, "torchvision", "resnet18", None) == "random"
+
+
+def test_the_up_front_check_can_leave_files_to_the_build(tmp_path):
+    """A run whose features are all stored needs no checkpoint file: the apps check names only."""
+    check_weights("timm", "anything", str(tmp_path / "elsewhere.pth"), files=False)
+    with pytest.raises(ParameterError, match="no such file"):
+        check_weights("timm", "anything", str(tmp_path / "elsewhere.pth"))
