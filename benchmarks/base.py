@@ -9,7 +9,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.errors import ImageLoadError
-from benchmarks.imagefiles import decode_image, decoded_as_before, file_digest, file_stamp, image_size
+from benchmarks.imagefiles import decode_image, file_digest, file_stamp, image_size
 
 #: protocols understood by ``benchmarks.evaluation.evaluate``
 PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
@@ -68,14 +68,6 @@ class ImageRef:
     def content_hash(self) -> str:
         """A digest of the image file's bytes ("" for rendered images)."""
         return "" if self.path is None or self.render is not None else file_digest(self.path)
-
-    def modified_ns(self) -> int:
-        """The file's modification time (ns); 0 for rendered images."""
-        return 0 if self.path is None or self.render is not None else Path(self.path).stat().st_mtime_ns
-
-    def decoded_as_before(self) -> bool:
-        """Whether versions before the EXIF / 16-bit decoding fixes saw the same pixels."""
-        return self.path is None or self.render is not None or decoded_as_before(self.path)
 
     def _load_unrotated(self) -> Image.Image:
         if self.render is not None:

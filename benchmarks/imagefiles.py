@@ -124,16 +124,6 @@ def decode_image(path: Path) -> Image.Image:
         raise _open_error(path, e) from e
 
 
-def decoded_as_before(path: Path) -> bool:
-    """Whether versions before the EXIF and 16-bit fixes decoded this file to the same pixels
-    (no EXIF rotation, an 8-bit mode); reads the header only. Unreadable files count as changed."""
-    try:
-        with Image.open(path) as im:
-            return exif_orientation(im) == 1 and im.mode not in _WIDE_MODES
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        return False
-
-
 def file_stamp(path: Path) -> str:
     """``size-mtime_ns`` of a file: what shows that it was replaced."""
     try:

@@ -10,7 +10,7 @@ from omegaconf import MISSING
 
 @dataclass
 class StoreConfig:
-    """The on-disk local-feature store (features/store.py)."""
+    """The on-disk feature store (features/store/)."""
     root: str = MISSING
     dtype: str = "float16"                    # float16 | float32 (new entries)
     chunk_size: int = 64                      # images per atomically written chunk (new entries)

@@ -18,6 +18,7 @@ import numpy as np
 from benchmarks.base import RetrievalDataset
 from benchmarks.errors import ConfigError
 from features import LocalFeatures
+from features.store import DescriptorRows
 
 log = logging.getLogger(__name__)
 
@@ -206,36 +207,47 @@ def query_matrix(dataset: RetrievalDataset, database: np.ndarray, db_empty: np.n
     return Q, empty
 
 
+class EncodedChunks:
+    """A store ChunkSource of final descriptors: the local features of ``images`` (a
+    features.source.ImageChunks) stream from the extractor, are rounded to the store's ``dtype``
+    (as stored ones would be, so both modes encode the same numbers) and are encoded chunk by
+    chunk by ``agg`` and ``chain``; the local features are never stored."""
+
+    def __init__(self, images, agg, chain, dtype: str):
+        self.images, self.agg, self.chain, self.dtype = images, agg, chain, dtype
+        self.names, self.identities, self.stamps = images.names, images.identities, images.stamps
+
+    def content_hash(self, i: int) -> str:
+        return self.images.content_hash(i)
+
+    def produce(self, claims):
+        for chunk, feats in self.images.produce(claims):
+            yield chunk, self.encode(feats)
+
+    def encode(self, feats: list[LocalFeatures]) -> DescriptorRows:
+        """(n, D) descriptors of a chunk's images, zero rows where an image has no features."""
+        feats = [LocalFeatures(f.descriptors.astype(self.dtype), f.positions, f.grid) for f in feats]
+        empty = np.array([f.n == 0 for f in feats], bool)
+        ok = np.flatnonzero(~empty)
+        if len(ok):
+            rows = self.chain.transform(self.agg.transform([feats[i] for i in ok]))
+        else:   # the chain's width without any image to encode
+            rows = self.chain.transform(np.zeros((1, self.agg.output_dim(feats[0].dim)), np.float32))[:0]
+        out = np.zeros((len(feats), rows.shape[1]), np.float32)
+        out[ok] = rows
+        return DescriptorRows(out, empty)
+
+
 def stream_descriptors(source, dataset: RetrievalDataset, agg, chain, encoder_key: str,
                        empty_images: str = "error", dtype: str = "float16"
                        ) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) final descriptors of the database without storing its local features: the images
-    stream through the extractor, ``agg`` and ``chain``, and only the descriptors are stored
-    (float32, keyed by the extractor, the images and ``encoder_key``; resumable like any entry).
-    Local features are rounded to the store's ``dtype`` first, as stored ones would be, so both
-    modes encode the same numbers."""
-    def encode_rows(feats: list[LocalFeatures]) -> list[LocalFeatures]:
-        feats = [LocalFeatures(f.descriptors.astype(dtype), f.positions, f.grid) for f in feats]
-        ok = [i for i, f in enumerate(feats) if f.n > 0]
-        rows = chain.transform(agg.transform([feats[i] for i in ok])) if ok else None
-        width = rows.shape[1] if rows is not None else chain.transform(
-            np.zeros((1, agg.output_dim(feats[0].dim)), np.float32)).shape[1]
-        out, k = [], 0
-        for f in feats:
-            if f.n > 0:
-                out.append(LocalFeatures(rows[k][None].astype(np.float32), np.full((1, 2), 0.5, np.float32)))
-                k += 1
-            else:
-                out.append(LocalFeatures(np.zeros((0, width), np.float32), np.zeros((0, 2), np.float32)))
-        return out
-
-    stored = source.descriptors(dataset.name, dataset.images, encode_rows, encoder_key)
-    empty = _counts(stored) == 0
-    _check_empty(empty, [im.name for im in dataset.images], empty_images)
-    width = stored[0].dim     # empty images are (0, D) too
-    X = np.zeros((len(stored), width), np.float32)
-    for i in np.flatnonzero(~empty):
-        X[i] = stored[i].descriptors[0]
+    """(N, D) final descriptors of the database without storing its local features, and the
+    (N,) mask of images without local features: the images stream through the extractor,
+    ``agg`` and ``chain`` (EncodedChunks), and only the descriptors are stored (float32, keyed by
+    the extractor, the images and ``encoder_key``; resumable like any entry)."""
+    chunks = EncodedChunks(source.chunks(dataset.images), agg, chain, dtype)
+    X, empty = source.descriptors(dataset.name, chunks, encoder_key).read()
+    _check_empty(empty, chunks.names, empty_images)
     return X, empty
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 
 from benchmarks.errors import StoreError
 from experiments.cli import command_entry
-from features import store_layout as layout
-from features.store import ChunkInvalid, ChunkSpec, check_chunk
-from features.store_layout import RECORD
+from features.store import LOCAL, ChunkInvalid, ChunkSpec, check_chunk, layout
+from features.store.layout import RECORD
+from features.store.records import EARLIER_FORMAT
 
 
 def default_root() -> Path:
@@ -32,26 +32,24 @@ def default_root() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "deepagg" / "store"
 
 
-def chunk_problem(chunk: Path, dtype: str) -> str | None:
-    """What is wrong with a chunk against its own record (None: sound): the store's own check
-    (``check_chunk``: sizes, shapes, dtype, row counts, CRC-32), with the names and stamps the
-    record holds (which images a chunk should hold is known only to a run, which checks that)."""
+def chunk_problem(chunk: Path, dtype: str, kind: str = LOCAL) -> str | None:
+    """What is wrong with a chunk of ``kind`` against its own record (None: sound): the store's
+    own check (``check_chunk``: sizes, shapes, dtype, row counts, CRC-32), with the names and
+    stamps the record holds (which images a chunk should hold is known only to a run, which
+    checks that)."""
     try:
         record = json.loads((chunk / RECORD).read_text())
         names, stamps = tuple(record["names"]), tuple(record["stamps"])
     except FileNotFoundError:
-        return EARLIER
+        return f"{EARLIER_FORMAT} (the next run sets it aside and extracts it again)"
     except (OSError, ValueError, KeyError, TypeError) as e:
         return f"unreadable record.json ({e})"
     spec = ChunkSpec(0, 0, len(names), names, stamps)
     try:
-        check_chunk(chunk, spec, dtype, checksums=True)
+        check_chunk(chunk, spec, dtype, kind, checksums=True)
     except ChunkInvalid as e:
         return str(e)
     return None
-
-
-EARLIER = "no record.json (written by an earlier version: the next run checks and adopts it)"
 
 
 def describe(extractor: dict) -> str:
@@ -101,17 +99,18 @@ def store(argv=None) -> int:
                   f"{describe((manifest or {}).get('extractor', {}))}")
             continue
         dtype = (manifest or {}).get("dtype", "float16")
+        kind = (manifest or {}).get("kind", LOCAL)
         for chunk in chunks:
             checked += 1
-            problem = chunk_problem(chunk, dtype)
+            problem = chunk_problem(chunk, dtype, kind)
             if problem is None:
                 continue
-            bad += problem != EARLIER
+            bad += 1
             print(f"{chunk}: {problem}")
-            if args.set_aside and problem != EARLIER:
+            if args.set_aside:
                 from filelock import FileLock
                 with FileLock(layout.lock_path(entry, layout.chunk_index(chunk))):
-                    if chunk_problem(chunk, dtype) is None:   # re-extracted meanwhile
+                    if chunk_problem(chunk, dtype, kind) is None:   # re-extracted meanwhile
                         continue
                     target = layout.set_aside(entry, chunk)
                 print(f"  moved to {target}; the next run extracts it again")

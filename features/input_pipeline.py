@@ -3,13 +3,13 @@
 batches for the extractor's ``run`` on the device.
 
 Images arrive in stream order from the chunks the store hands out (``claims``); a chunk is
-committed as soon as all its images have features, so stored order never depends on bucketing.
+yielded as soon as all its images have features, so stored order never depends on bucketing.
 Buckets span chunk boundaries: a chunk's partly filled buckets are run only once ``lookahead``
 more images have arrived after its last one (or the stream ends), so portrait and landscape
 images of ``resize=max_side`` / ``none`` still fill whole batches.
 
 A worker that cannot read an image reports the error instead of raising, so the main process
-raises it with the file named (and no chunk already committed is lost).
+raises it with the file named (and no chunk already yielded is lost).
 """
 from __future__ import annotations
 
@@ -21,9 +21,6 @@ from benchmarks.errors import DeepaggError
 from features.local_features import LocalFeatures
 
 log = logging.getLogger(__name__)
-
-Commit = Callable[[Any, list[LocalFeatures]], None]
-
 
 class PreparedImages:
     """Map-style dataset: index i -> (i, prepare(items[i]), None), or (i, None, (error type,
@@ -87,13 +84,14 @@ def stream(claims: Iterable[Any], items: Sequence[Any], prepare: Callable[[Any],
     return sampler, iter(loader)
 
 
-def extract_chunks(claims: Iterable[Any], commit: Commit, items: Sequence[Any], extractor,
-                   batch_size: int, num_workers: int = 2, lookahead: int | None = None,
-                   on_batch: Callable[[int], None] | None = None) -> None:
-    """Extract every image of the chunks ``claims`` yields and ``commit(chunk, features)`` each
-    chunk once complete.
+def stream_chunks(claims: Iterable[Any], items: Sequence[Any], extractor, batch_size: int,
+                  num_workers: int = 2, lookahead: int | None = None,
+                  on_batch: Callable[[int], None] | None = None
+                  ) -> Iterator[tuple[Any, list[LocalFeatures]]]:
+    """(chunk, its images' features) for every chunk ``claims`` yields, each once complete.
 
-    claims:    chunk specs (``index``, ``lo``, ``hi``), each covering images [lo, hi) of ``items``.
+    claims:    chunk specs (``index``, ``lo``, ``hi``), each covering images [lo, hi) of ``items``;
+               drawn lazily, as fast as the loader prefetches.
     items:     what ``extractor.preparer()`` reads, one per image.
     lookahead: images that must arrive after a chunk's last one before its partly filled buckets
                run (default 4 batches).
@@ -119,12 +117,12 @@ def extract_chunks(claims: Iterable[Any], commit: Commit, items: Sequence[Any], 
         for key in [k for k, b in buckets.items() if any(i < upto for i, _ in b)]:
             run(buckets.pop(key))
 
-    def commit_complete() -> None:
+    def complete() -> Iterator[tuple[Any, list[LocalFeatures]]]:
         for entry in list(open_chunks):
             spec = entry[0]
             if all(i in done for i in range(spec.lo, spec.hi)):
-                commit(spec, [done.pop(i) for i in range(spec.lo, spec.hi)])
                 open_chunks.remove(entry)
+                yield spec, [done.pop(i) for i in range(spec.lo, spec.hi)]
 
     for i, prepared, error in arrivals:
         if error is not None:
@@ -142,9 +140,9 @@ def extract_chunks(claims: Iterable[Any], commit: Commit, items: Sequence[Any], 
         for spec, end in open_chunks:   # chunks whose last image arrived ``lookahead`` images ago
             if end + lookahead <= arrived:
                 flush(spec.hi)
-        commit_complete()
+        yield from complete()
     for key in list(buckets):
         run(buckets.pop(key))
-    commit_complete()
+    yield from complete()
     if open_chunks:
         raise RuntimeError(f"extraction ended with incomplete chunks {[s.index for s, _ in open_chunks]}")

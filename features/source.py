@@ -9,7 +9,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -18,7 +18,9 @@ from benchmarks.base import ImageRef
 from benchmarks.errors import ImageLoadError, ParameterError, StoreError
 from benchmarks.imagefiles import stored_orientation
 from features.extractor import Extractor, extractor_identity, feature_kind
-from features.store import FeatureStore, StoredFeatures
+from features.local_features import LocalFeatures
+from features.store import (DESCRIPTORS, ChunkSource, ChunkSpec, FeatureStore, StoredDescriptors,
+                            StoredFeatures)
 
 log = logging.getLogger(__name__)
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -75,10 +77,29 @@ class ImageItem:
         return w, h
 
 
-def adoptable(image: ImageRef, written_ns: int) -> bool:
-    """Whether a chunk written by an earlier version at ``written_ns`` can be kept for ``image``:
-    today's decoder reads it the same way and the file was not modified after the chunk."""
-    return image.decoded_as_before() and image.modified_ns() <= written_ns
+class ImageChunks:
+    """The store's ChunkSource for the local features of ``images`` (each cropped to its box, if
+    any): names, identities, stamps and digests of the images; ``produce`` extracts the claimed
+    chunks with ``source``'s extractor."""
+
+    def __init__(self, source: FeatureSource, images: Sequence[ImageRef],
+                 boxes: Sequence[tuple | None] | None = None):
+        self.source, self.images = source, list(images)
+        self.boxes = list(boxes) if boxes is not None else [None] * len(self.images)
+        self.items = [ImageItem(im, b, source.min_image_side) for im, b in zip(self.images, self.boxes)]
+        self.names = [im.name for im in self.images]
+        self.identities = [im.identity() + (f"|box={b}" if b is not None else "")
+                           for im, b in zip(self.images, self.boxes)]
+        self.stamps = [im.stamp() for im in self.images]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def content_hash(self, i: int) -> str:
+        return self.images[i].content_hash()
+
+    def produce(self, claims: Iterator[ChunkSpec]) -> Iterator[tuple[ChunkSpec, list[LocalFeatures]]]:
+        return self.source.stream(self.items, claims)
 
 
 class FeatureSource:
@@ -124,61 +145,50 @@ class FeatureSource:
             log.info("extractor: %s", getattr(self._extractor, "weights_provenance", self.kind))
         return self._extractor
 
+    def stream(self, items: Sequence[ImageItem], chunks: Iterable[ChunkSpec] | None = None
+               ) -> Iterator[tuple[ChunkSpec, list[LocalFeatures]]]:
+        """The input pipeline's face: ``for chunk, feats in source.stream(items)`` extracts the
+        images [chunk.lo, chunk.hi) of each chunk (default: chunks of ``store.chunk_size`` over
+        all ``items``) and yields their features, never storing them. The extractor is built
+        when the first chunk is drawn (not at all when ``chunks`` is empty)."""
+        from features.input_pipeline import stream_chunks
+        if chunks is None:
+            size = self.store.chunk_size
+            chunks = (ChunkSpec(c, lo, min(len(items), lo + size), (), ())
+                      for c, lo in enumerate(range(0, len(items), size)))
+        chunks = iter(chunks)
+        first = next(chunks, None)   # every chunk may be stored already: then nothing is built
+        if first is None:
+            return
+        self.extracted += 1
+        yield from stream_chunks(itertools.chain([first], chunks), items, self.extractor(),
+                                 self.batch_size, self.num_workers)
+
+    def chunks(self, images: Sequence[ImageRef], boxes: Sequence[tuple | None] | None = None
+               ) -> ImageChunks:
+        """``images`` (each cropped to its box, pixels of the upright image) as a ChunkSource."""
+        return ImageChunks(self, images, boxes)
+
     def features(self, dataset: str, images: Sequence[ImageRef],
                  boxes: Sequence[tuple | None] | None = None, what: str = "images") -> StoredFeatures:
-        """Features of ``images``, each cropped to its box (pixels of the upright image) if any."""
-        from features.input_pipeline import extract_chunks
-        boxes = list(boxes) if boxes is not None else [None] * len(images)
-        items = [ImageItem(im, b, self.min_image_side) for im, b in zip(images, boxes)]
-        identities = [im.identity() + (f"|box={b}" if b is not None else "")
-                      for im, b in zip(images, boxes)]
+        """Features of ``images``, each cropped to its box (pixels of the upright image) if any,
+        from the store; what it lacks is extracted first."""
         t = time.perf_counter()
-        stamps = [im.stamp() for im in images]
-
-        def extract(claims, commit):
-            claims = iter(claims)
-            first = next(claims, None)   # chunks of earlier versions may all be kept: then no
-            if first is None:            # extractor is built
-                return
-            self.extracted += 1
-            extract_chunks(itertools.chain([first], claims), commit, items, self.extractor(),
-                           self.batch_size, self.num_workers)
-
-        out = self.store.get(dataset, [im.name for im in images], identities, stamps, self.identity,
-                             extract, content_hash=lambda i: images[i].content_hash(),
-                             adoptable=lambda i, written: adoptable(images[i], written),
-                             shard=self.shard, progress=self.progress, what=what)
+        out = self.store.get(dataset, self.chunks(images, boxes), self.identity, shard=self.shard,
+                             progress=self.progress, what=what)
         self.seconds += time.perf_counter() - t
         return out
 
-    def descriptors(self, dataset: str, images: Sequence[ImageRef], encode, encoder_key: str
-                    ) -> StoredFeatures:
-        """One global descriptor per image (a 1 x D LocalFeatures; 0 x D when the image has no
-        local features), made by ``encode(list of LocalFeatures) -> list of LocalFeatures`` right
-        after extraction: the local features are never stored. The descriptors are, in float32,
-        under ``<dataset>_descriptors`` in the store, keyed by the extractor, the images and
-        ``encoder_key`` (what fitted the aggregator and the chain)."""
-        from features.input_pipeline import extract_chunks
-        items = [ImageItem(im, None, self.min_image_side) for im in images]
+    def descriptors(self, dataset: str, chunks: ChunkSource, encoder_key: str) -> StoredDescriptors:
+        """One global descriptor per image of ``chunks`` (a ChunkSource producing DescriptorRows:
+        typically ``chunks(images)``'s local features encoded on the way, which are never
+        stored), in float32 under ``<dataset>_descriptors`` in the store, keyed by the extractor,
+        the images and ``encoder_key`` (what fitted the aggregator and the chain)."""
         store = FeatureStore(self.store.root, "float32", self.store.chunk_size,
                              self.store.verify_checksums)
         identity = {"descriptors_of": self.identity, "encoder": encoder_key}
-
-        def extract(claims, commit):
-            claims = iter(claims)
-            first = next(claims, None)
-            if first is None:
-                return
-            self.extracted += 1
-            extract_chunks(itertools.chain([first], claims),
-                           lambda spec, feats: commit(spec, encode(feats)), items, self.extractor(),
-                           self.batch_size, self.num_workers)
-
         t = time.perf_counter()
-        out = store.get(f"{dataset}_descriptors", [im.name for im in images],
-                        [im.identity() for im in images], [im.stamp() for im in images], identity,
-                        extract, content_hash=lambda i: images[i].content_hash(),
-                        adoptable=lambda i, written: False, shard=self.shard,
-                        progress=self.progress, what="images (descriptors only)")
+        out = store.get(f"{dataset}_descriptors", chunks, identity, kind=DESCRIPTORS,
+                        shard=self.shard, progress=self.progress, what="images (descriptors only)")
         self.seconds += time.perf_counter() - t
         return out

@@ -11,7 +11,7 @@ preset, precision and decoder it prints images/s of
 
 - input:   decode + resize in the DataLoader worker processes, nothing else;
 - model:   the forward pass alone on ready tensors already on the device;
-- both:    the real extraction (features.input_pipeline.extract_chunks: workers, bucketing, forward);
+- both:    the real extraction (features.input_pipeline.stream_chunks: workers, bucketing, forward);
 - loop:    a plain batch-1 loop (decode, resize, forward, one image at a time, no workers);
 
 and the ratios ``both / min(input, model)`` (the goal: >= 0.9) and ``both / loop``.
@@ -37,7 +37,7 @@ from benchmarks.base import ImageRef  # noqa: E402
 from benchmarks.demo import TEST_PHOTOS, source_photo  # noqa: E402
 from features import resources  # noqa: E402
 from features.deep import DeepExtractor  # noqa: E402
-from features.input_pipeline import extract_chunks, stream  # noqa: E402
+from features.input_pipeline import stream, stream_chunks  # noqa: E402
 from features.source import ImageItem  # noqa: E402
 
 PRESETS = {
@@ -101,7 +101,8 @@ def model_alone(ex: DeepExtractor, shape, batch: int, repeats: int) -> float:
 def both(ex: DeepExtractor, items, batch: int, workers: int) -> float:
     chunks = [Chunk(c, lo, min(len(items), lo + 64)) for c, lo in enumerate(range(0, len(items), 64))]
     t = time.perf_counter()
-    extract_chunks(iter(chunks), lambda spec, feats: None, items, ex, batch, num_workers=workers)
+    for _ in stream_chunks(iter(chunks), items, ex, batch, num_workers=workers):
+        pass
     sync(ex.device)
     return rate(len(items), time.perf_counter() - t)
 

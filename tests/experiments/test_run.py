@@ -153,6 +153,31 @@ def test_pca_dim_too_large_is_a_clear_error_and_keeps_features(tmp_path, fast_st
     assert "extracting" not in p.stdout + p.stderr          # the stored features were kept
 
 
+def _record(tmp_path: Path, job: str) -> dict:
+    (results,) = (tmp_path / job).rglob("results.jsonl")
+    return json.loads(results.read_text().splitlines()[-1])
+
+
+def test_discarded_local_features_give_the_kept_ones_numbers_and_resume(tmp_path, fast_store):
+    """store.local_features=discard streams the database through the extractor and the encoders
+    and stores only (N, D) descriptors: the metrics equal the stored-features run's exactly, and a
+    second run reads the descriptors without extracting."""
+    store = tmp_path / "store"
+    shutil.copytree(fast_store, store)
+    deepagg_run([*FAST_STORE, "hydra.run.dir=keep"], tmp_path, store)
+    p = deepagg_run([*FAST_STORE, "store.local_features=discard", "hydra.run.dir=discard"], tmp_path, store)
+    assert "demo_descriptors: extracting" in p.stdout + p.stderr
+    keep, discard = _record(tmp_path, "keep"), _record(tmp_path, "discard")
+    assert discard["metrics"] == keep["metrics"] and discard["dim"] == keep["dim"]
+    (entry,) = (store / "demo_descriptors").iterdir()
+    assert json.loads((entry / "manifest.json").read_text())["kind"] == "descriptors"
+    chunk = np.load(entry / "chunk_00000" / "descriptors.npy")
+    assert chunk.shape == (16, keep["dim"]) and chunk.dtype == np.float32   # (N_chunk, D) rows
+    p = deepagg_run([*FAST_STORE, "store.local_features=discard", "hydra.run.dir=again"], tmp_path, store)
+    assert "extracting" not in p.stdout + p.stderr
+    assert _record(tmp_path, "again")["metrics"] == keep["metrics"]
+
+
 def test_a_corrupt_image_exits_2_naming_it_and_a_fixed_one_is_read_again(tmp_path):
     root = custom_dataset(tmp_path / "data" / "custom")
     good = (root / "g1_v2.png").read_bytes()

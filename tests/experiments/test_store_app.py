@@ -2,19 +2,18 @@
 import numpy as np
 import pytest
 
+from chunk_sources import ListedImages
+from experiments.store_app import main
 from features import LocalFeatures
 from features.store import FeatureStore
-from experiments.store_app import main
 
 
 def _fill(root):
-    def extract(claims, commit):
-        for spec in claims:
-            commit(spec, [LocalFeatures.from_map(np.full((3, 2, 2), i, np.float32))
-                          for i in range(spec.lo, spec.hi)])
+    def chunk(spec):
+        return [LocalFeatures.from_map(np.full((3, 2, 2), i, np.float32)) for i in range(spec.lo, spec.hi)]
     names = [f"im{i}" for i in range(5)]
-    FeatureStore(root, "float32", chunk_size=2).get("toy", names, names, [""] * 5, {"kind": "deep", "name": "x"},
-                                                      extract, progress=False)
+    FeatureStore(root, "float32", chunk_size=2).get("toy", ListedImages(names, chunk),
+                                                      {"kind": "deep", "name": "x"}, progress=False)
     return next((root / "toy").iterdir())
 
 

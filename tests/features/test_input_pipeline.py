@@ -6,7 +6,7 @@ import pytest
 
 from benchmarks.errors import ImageLoadError
 from features import LocalFeatures
-from features.input_pipeline import extract_chunks
+from features.input_pipeline import stream_chunks
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,10 @@ def chunks(n, size):
 
 
 def run(items, size, batch, workers, lookahead=None):
-    ex, committed = FakeExtractor(), []
-    extract_chunks(iter(chunks(len(items), size)), lambda s, f: committed.append((s, f)), items,
-                   ex, batch, num_workers=workers, lookahead=lookahead)
-    return ex, committed
+    ex = FakeExtractor()
+    done = list(stream_chunks(iter(chunks(len(items), size)), items, ex, batch, num_workers=workers,
+                              lookahead=lookahead))
+    return ex, done
 
 
 # portrait and landscape images interleaved, as in Oxford with resize=max_side
@@ -67,7 +67,7 @@ ITEMS = [Item(float(i), (3, 4) if i % 3 else (4, 3)) for i in range(40)]
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_every_chunk_committed_once_in_order_of_its_images(workers):
+def test_every_chunk_yielded_once_in_order_of_its_images(workers):
     ex, committed = run(ITEMS, size=8, batch=4, workers=workers)
     assert sorted(s.index for s, _ in committed) == list(range(5))
     for spec, feats in committed:
@@ -93,11 +93,12 @@ def test_workers_and_batch_size_do_not_change_results():
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_bad_image_in_a_worker_is_reported_by_name_after_earlier_chunks_committed(workers):
+def test_a_bad_image_in_a_worker_is_reported_by_name_after_earlier_chunks_yielded(workers):
     items = list(ITEMS)
     items[21] = Item(21.0, (3, 4), bad=True)
     committed = []
     with pytest.raises(ImageLoadError, match="bad_21.jpg"):
-        extract_chunks(iter(chunks(40, 8)), lambda s, f: committed.append(s.index), items,
-                       FakeExtractor(), 4, num_workers=workers, lookahead=0)
+        for spec, _ in stream_chunks(iter(chunks(40, 8)), items, FakeExtractor(), 4,
+                                     num_workers=workers, lookahead=0):
+            committed.append(spec.index)
     assert 0 in committed and 1 in committed and 2 not in committed

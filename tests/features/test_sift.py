@@ -80,14 +80,14 @@ def test_store_identity_covers_every_sift_setting_and_bad_settings_fail():
 
 
 def test_store_round_trip_keeps_sparse_features(tmp_path, photo):
-    from features.input_pipeline import extract_chunks
+    from chunk_sources import ListedImages
+    from features.input_pipeline import stream_chunks
     ext = SiftExtractor(max_keypoints=100)
     images = [photo, Image.new("RGB", (64, 64), (0, 0, 0)), photo.rotate(90)]
-    names = ["a", "b", "c"]
-    stored = FeatureStore(tmp_path, dtype="float32").get(
-        "toy", names, names, ["", "", ""], {"kind": "sift"},
-        lambda claims, commit: extract_chunks(claims, commit, images, ext, 2, num_workers=0),
-        progress=False)
+    source = ListedImages(["a", "b", "c"], None)
+    source.produce = lambda claims: stream_chunks(claims, images, ext, 2, num_workers=0)
+    stored = FeatureStore(tmp_path, dtype="float32").get("toy", source, {"kind": "sift"},
+                                                         progress=False)
     direct = ext(images)
     assert [f.n for f in stored] == [f.n for f in direct] and stored[1].n == 0
     for s, d in zip(stored, direct):

@@ -10,39 +10,38 @@ import pytest
 
 from benchmarks.errors import ConfigError, ImageLoadError, ParameterError, StoreError
 from features import LocalFeatures
-from features.store import FeatureStore, file_crc32
+from features.store import DescriptorRows, FeatureStore, file_crc32
+from chunk_sources import ListedImages
 
 
 class FakeExtract:
-    """ExtractChunks: image i -> a (3, 2, 2) map filled with values[i]; records chunk indices."""
+    """A chunk producer: image i -> a (3, 2, 2) map filled with values[i]; records chunk indices."""
 
     def __init__(self, values, fail_at=None, delay=0.0, log=None):
         self.values, self.fail_at, self.delay, self.log = values, fail_at, delay, log
         self.chunks = []
 
-    def __call__(self, claims, commit):
-        for spec in claims:
-            feats = []
-            for i in range(spec.lo, spec.hi):
-                if i == self.fail_at:
-                    raise KeyboardInterrupt("simulated kill")
-                feats.append(LocalFeatures.from_map(np.full((3, 2, 2), self.values[i], np.float32)))
-            time.sleep(self.delay)
-            self.chunks.append(spec.index)
-            if self.log is not None:
-                with open(self.log, "a") as f:
-                    f.write(f"{spec.index}\n")
-            commit(spec, feats)
+    def __call__(self, spec):
+        feats = []
+        for i in range(spec.lo, spec.hi):
+            if i == self.fail_at:
+                raise KeyboardInterrupt("simulated kill")
+            feats.append(LocalFeatures.from_map(np.full((3, 2, 2), self.values[i], np.float32)))
+        time.sleep(self.delay)
+        self.chunks.append(spec.index)
+        if self.log is not None:
+            with open(self.log, "a") as f:
+                f.write(f"{spec.index}\n")
+        return feats
 
 
 N = 5
 NAMES = [f"im{i}" for i in range(N)]
 
 
-def get(store, ex, stamps=None, adoptable=None, names=NAMES):
+def get(store, ex, stamps=None, names=NAMES, content=None, dataset="toy"):
     stamps = stamps or ["s"] * len(names)
-    return store.get("toy", names, names, stamps, {"fake": 1}, ex, adoptable=adoptable,
-                     progress=False)
+    return store.get(dataset, ListedImages(names, ex, stamps, content), {"fake": 1}, progress=False)
 
 
 def values(feats):
@@ -163,16 +162,13 @@ def test_copied_files_with_new_stamps_but_the_same_content_are_kept(tmp_path):
     bytes changed is re-extracted."""
     store = FeatureStore(tmp_path, "float32", chunk_size=2)
     content = [f"h{i}" for i in range(N)]
-    store.get("toy", NAMES, NAMES, ["a"] * N, {"fake": 1}, FakeExtract(range(N)),
-              content_hash=lambda i: content[i], progress=False)
+    get(store, FakeExtract(range(N)), ["a"] * N, content=lambda i: content[i])
     content[4] = "changed"
     ex = FakeExtract([0, 1, 2, 3, 40])
-    feats = store.get("toy", NAMES, NAMES, ["b"] * N, {"fake": 1}, ex,
-                      content_hash=lambda i: content[i], progress=False)
+    feats = get(store, ex, ["b"] * N, content=lambda i: content[i])
     assert ex.chunks == [2] and values(feats) == [0, 1, 2, 3, 40]
     ex = FakeExtract(range(N))                                # the refreshed stamps now match
-    store.get("toy", NAMES, NAMES, ["b"] * N, {"fake": 1}, ex, content_hash=lambda i: content[i],
-              progress=False)
+    get(store, ex, ["b"] * N, content=lambda i: content[i])
     assert ex.chunks == []
 
 
@@ -186,20 +182,21 @@ def _legacy_chunk(path, vals, names):
     (path / "names.json").write_text(json.dumps(names))
 
 
-def test_chunks_of_earlier_versions_are_kept_after_checks(tmp_path):
+def test_chunks_of_an_earlier_store_format_are_set_aside_and_extracted_again(tmp_path, caplog):
+    """Store format 2 is the only one read: a chunk without record.json (format 1) is never
+    adopted, whatever its arrays hold; it is moved away, named, and extracted again."""
     store = FeatureStore(tmp_path, "float32", chunk_size=2)
     get(store, FakeExtract(range(N)))
     entry = entry_of(tmp_path)
-    for c, lo in enumerate(range(0, N, 2)):                   # rewrite every chunk the old way
-        shutil.rmtree(entry / f"chunk_{c:05d}")
-        _legacy_chunk(entry / f"chunk_{c:05d}", [10 + i for i in range(lo, min(N, lo + 2))],
-                      NAMES[lo:lo + 2])
+    shutil.rmtree(entry / "chunk_00001")                      # rewrite chunk 1 the old way
+    _legacy_chunk(entry / "chunk_00001", [12, 13], NAMES[2:4])
     ex = FakeExtract(range(N))
-    feats = get(store, ex, adoptable=lambda i, written: i != 4)   # im4 is decoded differently now
-    assert ex.chunks == [2] and values(feats) == [10, 11, 12, 13, 4]
-    assert (entry / "chunk_00000" / "record.json").exists()
-    ex = FakeExtract(range(N))
-    assert values(get(store, ex)) == [10, 11, 12, 13, 4] and ex.chunks == []
+    with caplog.at_level(logging.WARNING):
+        feats = get(store, ex)
+    assert ex.chunks == [1] and values(feats) == [0, 1, 2, 3, 4]
+    assert "chunk_00001 is not usable (no record.json: written by a version before store format 2" in caplog.text
+    aside, = (entry / "set_aside").iterdir()
+    assert (aside / "names.json").exists()                    # moved, not deleted
 
 
 def test_a_full_disk_says_so_and_keeps_what_is_stored(tmp_path, monkeypatch):
@@ -226,8 +223,7 @@ def test_a_full_disk_says_so_and_keeps_what_is_stored(tmp_path, monkeypatch):
 
 def _worker(root, log, out, delay):
     store = FeatureStore(root, "float32", chunk_size=2)
-    feats = store.get("toy", [f"im{i}" for i in range(12)], [f"im{i}" for i in range(12)], ["s"] * 12,
-                      {"fake": 1}, FakeExtract(range(12), delay=delay, log=log), progress=False)
+    feats = get(store, FakeExtract(range(12), delay=delay, log=log), names=[f"im{i}" for i in range(12)])
     np.save(out, np.stack([np.asarray(f.descriptors) for f in feats]))
 
 
@@ -333,8 +329,7 @@ def test_non_finite_features_are_refused_at_commit_naming_the_images(tmp_path):
 @pytest.mark.parametrize("name", ["../x", "a/b", "..", "_fitted", ""])
 def test_a_dataset_name_that_is_no_plain_folder_is_refused(tmp_path, name):
     with pytest.raises(ConfigError, match="dataset.name"):
-        FeatureStore(tmp_path / "store").get(name, NAMES, NAMES, ["s"] * N, {"fake": 1},
-                                             FakeExtract(range(N)), progress=False)
+        get(FeatureStore(tmp_path / "store"), FakeExtract(range(N)), dataset=name)
     assert not (tmp_path / "x").exists() and not (tmp_path / "store").exists()
 
 
@@ -378,8 +373,7 @@ def test_verify_images_finds_an_image_edited_with_its_stamp_kept(tmp_path, caplo
         return FeatureStore(tmp_path, "float32", chunk_size=2, verify_images=verify_images)
 
     def get_hashed(store, ex):
-        return store.get("toy", NAMES, NAMES, ["s"] * N, {"fake": 1}, ex, progress=False,
-                         content_hash=lambda i: digests[i])
+        return get(store, ex, content=lambda i: digests[i])
 
     get_hashed(open_store(False), FakeExtract(range(N)))
     digests[3] = "edited"                               # same size and mtime: the stamp says nothing
@@ -397,17 +391,10 @@ def test_verify_images_finds_an_image_edited_with_its_stamp_kept(tmp_path, caplo
 
 
 def test_the_layout_names_what_the_store_writes(tmp_path):
-    """features/store_layout.py is the one place that spells the on-disk names: what the store
+    """features/store/layout.py is the one place that spells the on-disk names: what the store
     writes is found through it (deepagg-store reads nothing else)."""
-    from features import store_layout as layout
-
-    def extract(claims, commit):
-        for spec in claims:
-            commit(spec, [LocalFeatures.from_map(np.full((2, 2, 2), i, np.float32))
-                          for i in range(spec.lo, spec.hi)])
-    names = [f"im{i}" for i in range(5)]
-    FeatureStore(tmp_path, "float32", chunk_size=2).get("toy", names, names, [""] * 5,
-                                                         {"kind": "deep"}, extract, progress=False)
+    from features.store import layout
+    get(FeatureStore(tmp_path, "float32", chunk_size=2), FakeExtract(range(5)))
     (dataset, entry, manifest), = layout.entries(tmp_path)
     assert dataset == "toy" and manifest["n_images"] == 5
     chunks = layout.chunk_dirs(entry)
@@ -418,3 +405,50 @@ def test_the_layout_names_what_the_store_writes(tmp_path):
     assert layout.chunk_dirs(entry) == chunks and layout.chunk_index(entry / "chunk_00001.tmp-x") is None
     moved = layout.set_aside(entry, chunks[2])
     assert moved.parent == entry / layout.SET_ASIDE and layout.set_aside_dirs(tmp_path) == [moved.parent]
+
+
+def _rows(values, empty=()):
+    """A chunk producer of descriptor rows: image i -> (values[i], 2 * values[i]), zero if empty."""
+    made = []
+
+    def chunk(spec):
+        made.append(spec.index)
+        idx = range(spec.lo, spec.hi)
+        rows = np.array([[values[i], 2 * values[i]] if i not in empty else [0, 0] for i in idx], np.float32)
+        return DescriptorRows(rows, np.array([i in empty for i in idx]))
+    chunk.made = made
+    return chunk
+
+
+def test_descriptor_entries_hold_one_row_per_image_and_resume(tmp_path):
+    from features.store import DESCRIPTORS
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    chunk = _rows(range(N), empty={2})
+    stored = store.get("toy", ListedImages(NAMES, chunk), {"fake": 1}, kind=DESCRIPTORS, progress=False)
+    X, empty = stored.read()
+    np.testing.assert_array_equal(X, [[0, 0], [1, 2], [0, 0], [3, 6], [4, 8]])
+    np.testing.assert_array_equal(empty, [False, False, True, False, False])
+    entry = stored.entry
+    assert np.load(entry / "chunk_00001" / "descriptors.npy").shape == (2, 2)   # rows, as they are
+    assert json.loads((entry / "manifest.json").read_text())["kind"] == "descriptors"
+    local = get(store, FakeExtract(range(N)))                    # same identity, local kind
+    assert local.entry != entry                                   # another entry, never mixed
+    shutil.rmtree(entry / "chunk_00002")
+    again = _rows(range(N), empty={2})
+    X2, _ = store.get("toy", ListedImages(NAMES, again), {"fake": 1}, kind=DESCRIPTORS,
+                      progress=False).read()
+    assert again.made == [2] and X2.tolist() == X.tolist()
+
+
+def test_descriptor_rows_are_checked_when_stored(tmp_path):
+    from features.store import DESCRIPTORS
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    with pytest.raises(ImageLoadError, match=r"non-finite \(NaN or Inf\) descriptors .* chunk_00001: im3"):
+        store.get("toy", ListedImages(NAMES, _rows([0, 1, 2, np.inf, 4])), {"fake": 1},
+                  kind=DESCRIPTORS, progress=False)
+    entry = next((tmp_path / "toy").iterdir())
+    (entry / "chunk_00000" / "empty.npy").write_bytes(b"garbage")
+    with pytest.raises(ImageLoadError):                           # chunk 0 is set aside, redone
+        store.get("toy", ListedImages(NAMES, _rows([0, 1, 2, np.inf, 4])), {"fake": 1},
+                  kind=DESCRIPTORS, progress=False)
+    assert len(list((entry / "set_aside").iterdir())) == 1

@@ -1,5 +1,5 @@
 """The on-disk naming of the feature store, in one place: where an entry, its manifest, chunks,
-locks and set-aside files live under ``root/<dataset>/<key>/`` (features/store.py describes what
+locks and set-aside files live under ``root/<dataset>/<key>/`` (the package docstring says what
 each holds). The store and ``deepagg-store`` both read it; neither spells a name itself."""
 from __future__ import annotations
 
