@@ -5,9 +5,10 @@ import numpy as np
 import torch
 from sklearn.mixture import GaussianMixture
 
+from aggregators import functional as F
 from aggregators import torch_ops as ops
 from aggregators.base import Aggregator
-from aggregators.postprocess import L2, PCAWhitening, PowerNorm
+from aggregators.postprocess import PCAWhitening
 from aggregators.sampling import check_enough, sample_descriptors
 from benchmarks.constraints import Integer, Real
 from features import LocalFeatures
@@ -30,7 +31,8 @@ class FisherVector(ops.OnDevice, Aggregator):
 
     ``to(device)`` (``cpu``, ``cuda``, ``cuda:N``) says where it encodes: on a CUDA device the images of a
     batch are encoded together in torch, still in float64 (the expanded quadratic forms cancel
-    in float32); on the CPU NumPy encodes them one by one (``_encode``, the reference).
+    in float32); on the CPU NumPy encodes them one by one (``_encode``). Both call the same
+    formulas (``functional``).
     """
 
     learns = True
@@ -74,28 +76,16 @@ class FisherVector(ops.OnDevice, Aggregator):
         return np.asarray(x, dtype=np.float64)
 
     def posteriors(self, x: np.ndarray) -> np.ndarray:
-        """(n, k) soft assignments gamma_ik of (n, d') (projected) features to the components.
-
-        log N(x | mu, var) through matrix products: x @ (mu / var)^T - x^2 @ (1 / 2 var)^T + const.
-        """
-        mu, var = self.means_, self.covariances_
-        const = (np.log(self.weights_)
-                 - 0.5 * np.sum(np.log(2 * np.pi * var) + mu * mu / var, axis=1))
-        log_p = x @ (mu / var).T - (x * x) @ (0.5 / var).T + const
-        gamma = np.exp(log_p - log_p.max(axis=1, keepdims=True))
-        return gamma / gamma.sum(axis=1, keepdims=True)
+        """(n, k) soft assignments gamma_ik of (n, d') (projected) features to the components."""
+        return F.softmax(F.gmm_log_densities(x, self.weights_, self.means_, self.covariances_))
 
     def _encode(self, features: LocalFeatures) -> np.ndarray:
+        """One image in NumPy float64 (the CPU path), normalised in float32."""
         x = self._project(features.descriptors)
-        gamma = self.posteriors(x)
-        mu, var, w = self.means_, self.covariances_, self.weights_
-        s0 = gamma.sum(axis=0)[:, None]                      # (k, 1)
-        s1, s2 = gamma.T @ x, gamma.T @ (x * x)              # (k, d') each
-        n = len(x)
-        g_mu = (s1 - mu * s0) / np.sqrt(var) / (n * np.sqrt(w)[:, None])
-        g_var = ((s2 - 2 * mu * s1 + mu * mu * s0) / var - s0) / (n * np.sqrt(2 * w)[:, None])
-        fv = np.concatenate([g_mu.ravel(), g_var.ravel()])[None]
-        return L2().transform(PowerNorm(0.5).transform(fv))[0]
+        s0, s1, s2 = F.fisher_statistics(self.posteriors(x), x)
+        fv = F.fisher_layout(*F.fisher_gradients(s0, s1, s2, len(x), self.weights_, self.means_,
+                                                 self.covariances_))
+        return F.l2_normalise(F.signed_power(fv.astype(np.float32), 0.5))
 
     # ------------------------------------------------------------ batched torch path
     def _encode_batch(self, batch: list[LocalFeatures]) -> np.ndarray:
@@ -105,38 +95,28 @@ class FisherVector(ops.OnDevice, Aggregator):
         return self._encode_torch(batch, torch.device(self.device))
 
     def _encode_torch(self, batch: list[LocalFeatures], device: torch.device) -> np.ndarray:
-        """(B, 2 k d') float32 Fisher vectors of a batch, computed in float64 torch on ``device``
-        as ``_encode`` does (one product for both log-density terms, one for both statistics)."""
+        """(B, 2 k d') float32 Fisher vectors of a batch, the formulas of ``_encode`` on padded
+        float64 tensors on ``device`` (padding rows get zero posteriors)."""
         k, dp = self.means_.shape
-        log_density, const, mu, var, sqrt_w = self._gmm_tensors(device)
+        w, mu, var = self._gmm_tensors(device)
         out = np.empty((len(batch), 2 * k * dp), np.float32)
         row_bytes = 8 * (batch[0].dim + 6 * dp + 3 * k)
         for group in ops.chunks(batch, row_bytes, device):
             x, counts = ops.padded(batch, group, device, torch.float64)
-            x = self._project_torch(x, device)
-            x2 = torch.cat([x, x * x], dim=-1)                                  # (B, n, 2 d')
-            gamma = torch.softmax(x2 @ log_density + const, dim=-1)            # (B, n, k)
+            x = self._project_torch(x, device)                                  # (B, n, d')
+            gamma = F.softmax(F.gmm_log_densities(x, w, mu, var))               # (B, n, k)
             gamma = gamma * ops.row_mask(counts, x.shape[1])[..., None]
-            s0 = gamma.sum(dim=1)[..., None]                                    # (B, k, 1)
-            s = gamma.transpose(1, 2) @ x2                                      # (B, k, 2 d')
-            s1, s2 = s[..., :dp], s[..., dp:]
+            s0, s1, s2 = F.fisher_statistics(gamma, x)
             n = counts.to(torch.float64)[:, None, None]
-            g_mu = (s1 - mu * s0) / torch.sqrt(var) / (n * sqrt_w)
-            g_var = ((s2 - 2 * mu * s1 + mu * mu * s0) / var - s0) / (n * np.sqrt(2) * sqrt_w)
-            fv = torch.cat([g_mu.flatten(1), g_var.flatten(1)], dim=1)
-            out[group] = ops.l2_rows(ops.signed_power(fv, 0.5)).float().cpu().numpy()
+            fv = F.fisher_layout(*F.fisher_gradients(s0, s1, s2, n, w, mu, var))
+            out[group] = F.l2_normalise(F.signed_power(fv.float(), 0.5)).cpu().numpy()
         return out
 
     def _gmm_tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
-        """float64 on ``device``: [mu / var; -1 / (2 var)] (2 d', k), the log-density constant
-        (k,) of ``posteriors``, mu and var (k, d'), sqrt(w) (k, 1)."""
-        def build(w, mu, var):
-            const = np.log(w) - 0.5 * np.sum(np.log(2 * np.pi * var) + mu * mu / var, axis=1)
-            arrays = (np.concatenate([mu / var, -0.5 / var], axis=1).T, const, mu, var,
-                      np.sqrt(w)[:, None])
-            return tuple(ops.as_tensor(a, device, torch.float64) for a in arrays)
+        """weights (k,), means and variances (k, d'), float64 on ``device``."""
         return ops.learned(self, f"gmm/{device}", (self.weights_, self.means_, self.covariances_),
-                           build)
+                           lambda *arrays: tuple(ops.as_tensor(a, device, torch.float64)
+                                                 for a in arrays))
 
     def _project_torch(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
         """``_project`` in torch: PCA in float64, rounded through float32 as PCAWhitening does."""

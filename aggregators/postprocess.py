@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from aggregators import functional as F
 from benchmarks.constraints import Boolean, Integer, Real, check_constraints
 from benchmarks.errors import ParameterError
 
@@ -53,8 +54,7 @@ class L2(_Stateless):
         self.eps = eps
 
     def transform(self, X):
-        X = self._input(X)
-        return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), self.eps)
+        return F.l2_normalise(self._input(X), self.eps)
 
 
 class PowerNorm(_Stateless):
@@ -66,8 +66,7 @@ class PowerNorm(_Stateless):
         self.alpha = alpha
 
     def transform(self, X):
-        X = self._input(X)
-        return np.sign(X) * np.abs(X) ** self.alpha
+        return F.signed_power(self._input(X), self.alpha)
 
 
 def whitening_scale(evals: np.ndarray, largest: float, eps: float) -> np.ndarray:

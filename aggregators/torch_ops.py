@@ -1,6 +1,7 @@
 """Torch helpers shared by the learned aggregators' batched encoders (VLAD, Fisher vector,
 triangulation embedding): the ``device`` setting, learned arrays as cached device tensors, images
-grouped into row-bounded chunks (stacked or zero-padded), and the normalisations.
+grouped into row-bounded chunks (stacked or zero-padded). The formulas themselves are in
+``aggregators/functional.py``, shared with the NumPy encoders.
 
 Conventions: a batch is a list of ``LocalFeatures``; rows of a stacked chunk are the images'
 local features one image after the other; a padded chunk is (B, n_max, d) with zero rows after
@@ -154,15 +155,3 @@ def padded(batch: Sequence[LocalFeatures], group: list[int], device: torch.devic
 def row_mask(counts: torch.Tensor, n_max: int) -> torch.Tensor:
     """(B, n_max) True on real rows of a padded chunk."""
     return torch.arange(n_max, device=counts.device)[None] < counts[:, None]
-
-
-# ------------------------------------------------------------------------------- normalisation
-def signed_power(v: torch.Tensor, alpha: float) -> torch.Tensor:
-    """sign(v) |v|^alpha (PowerNorm)."""
-    magnitude = v.abs().sqrt() if alpha == 0.5 else v.abs().pow(alpha)   # sqrt: a fast path
-    return torch.sign(v) * magnitude
-
-
-def l2_rows(v: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Each vector along the last axis scaled to unit L2 norm (zero vectors stay zero; L2)."""
-    return v / torch.linalg.vector_norm(v, dim=-1, keepdim=True).clamp_min(eps)

@@ -6,9 +6,10 @@ import torch
 from scipy.linalg.blas import dsyrk
 from sklearn.cluster import KMeans
 
+from aggregators import functional as F
 from aggregators import torch_ops as ops
 from aggregators.base import Aggregator
-from aggregators.postprocess import L2, PowerNorm, whitening_scale
+from aggregators.postprocess import whitening_scale
 from aggregators.sampling import check_enough, sample_descriptors
 from benchmarks.constraints import Boolean, Integer, Real
 from features import LocalFeatures
@@ -37,35 +38,6 @@ def oriented(vectors: np.ndarray) -> np.ndarray:
     return vectors * np.where(signs == 0, 1, signs)
 
 
-def democratic_weights(kernel: np.ndarray, n_iter: int = 10, damping: float = 0.5) -> np.ndarray:
-    """(n,) weights lambda >= 0 that equalise lambda_i sum_j lambda_j max(K_ij, 0) over i.
-
-    ``kernel`` is the (n, n) Gram matrix of the embedded features. Jégou & Zisserman's damped
-    Sinkhorn iteration: lambda <- lambda / (lambda * (K+ lambda))^damping from lambda = 1
-    (damping 1 is plain Sinkhorn; 0.5 converges without oscillating). Features whose embedding is
-    zero get weight 0.
-    """
-    k = np.maximum(np.asarray(kernel, dtype=np.float64), 0.0)
-    lam = (np.diag(k) > 0).astype(np.float64)
-    for _ in range(n_iter):
-        contribution = lam * (k @ lam)
-        lam = lam / np.maximum(contribution, np.finfo(np.float64).tiny) ** damping
-    return lam
-
-
-def democratic_weights_torch(kernel: torch.Tensor, n_iter: int = 10,
-                             damping: float = 0.5) -> torch.Tensor:
-    """``democratic_weights`` of a (B, n, n) stack of kernels, in float64: (B, n). Zero rows
-    (padding) get weight 0 and leave the other weights unchanged."""
-    k = kernel.to(torch.float64).clamp_min(0.0)
-    lam = (k.diagonal(dim1=1, dim2=2) > 0).to(torch.float64)
-    tiny = torch.finfo(torch.float64).tiny
-    for _ in range(n_iter):
-        contribution = lam * (k @ lam[..., None])[..., 0]
-        lam = lam / contribution.clamp_min(tiny) ** damping
-    return lam
-
-
 class TriangulationEmbedding(ops.OnDevice, Aggregator):
     """Whitened triangulation embedding, aggregated democratically or by sum; (k d - drop,).
 
@@ -74,8 +46,8 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
         phi(x) = whitened phi0(x): centred by ``mean_``, projected on the eigenvectors of its
                  covariance (learned on the same sample, float64) minus the ``drop_components``
                  leading ones, each divided by sqrt(eigenvalue)      -> ``projection_`` (k d, D)
-    Aggregation: psi = sum_i lambda_i phi(x_i), lambda from ``democratic_weights`` on the kernel
-    phi_i . phi_j (``democratic``) or lambda = 1; then the power law ``alpha`` and L2.
+    Aggregation: psi = sum_i lambda_i phi(x_i), lambda from ``functional.democratic_weights`` on
+    the kernel phi_i . phi_j (``democratic``) or lambda = 1; then the power law ``alpha`` and L2.
 
     ``drop_components=None`` drops d components when k > 1, Jégou & Zisserman's setting
     (D = (k - 1) d), and none when k = 1, where dropping d would leave nothing (D = d).
@@ -83,7 +55,7 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
 
     ``to(device)`` (``cpu``, ``cuda``, ``cuda:N``) says where it encodes: on a CUDA device the images of a
     batch are encoded together in torch (float32 products, float64 democratic weights); on the
-    CPU NumPy encodes them one by one (``_encode``, the reference).
+    CPU NumPy encodes them one by one (``_encode``). Both call the same formulas (``functional``).
     """
 
     learns = True
@@ -152,10 +124,7 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
     # ---------------------------------------------------------------- encoding
     def triangulate(self, descriptors: np.ndarray) -> np.ndarray:
         """(n, k d) float32 phi0: unit residuals to every anchor (a zero residual stays zero)."""
-        x = np.asarray(descriptors, dtype=np.float32)
-        diff = x[:, None, :] - self.anchors_[None]                      # (n, k, d)
-        norms = np.linalg.norm(diff, axis=2, keepdims=True)
-        return (diff / np.maximum(norms, np.finfo(np.float32).tiny)).reshape(len(x), -1)
+        return F.triangulate(np.asarray(descriptors, dtype=np.float32), self.anchors_)
 
     def embed(self, descriptors: np.ndarray) -> np.ndarray:
         """(n, D) float32 whitened embeddings phi of (n, d) local features."""
@@ -164,11 +133,11 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
     def _encode(self, features: LocalFeatures) -> np.ndarray:
         if self.democratic:
             phi = self.embed(features.descriptors)
-            psi = democratic_weights(phi @ phi.T, self.sinkhorn_iters, self.damping) @ phi
+            psi = F.democratic_weights(phi @ phi.T, self.sinkhorn_iters, self.damping) @ phi
         else:  # whitening is affine: sum first, project once
             phi0 = self.triangulate(features.descriptors).sum(axis=0, dtype=np.float64)
             psi = (phi0 - features.n * self.mean_) @ self.projection_
-        return L2().transform(PowerNorm(self.alpha).transform(psi[None]))[0]
+        return F.l2_normalise(F.signed_power(psi.astype(np.float32), self.alpha))
 
     # ------------------------------------------------------------ batched torch path
     def _encode_batch(self, batch: list[LocalFeatures]) -> np.ndarray:
@@ -188,17 +157,17 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
         for group in ops.chunks(batch, row_bytes, device):
             x, image = ops.stacked(batch, group, device)
             counts = torch.bincount(image, minlength=len(group))
-            phi0 = self._triangulate_torch(x, anchors)
+            phi0 = F.triangulate(x, anchors)
             if self.democratic:
                 phi = _padded_rows((phi0 - mean) @ projection, image, counts)      # (B, n, D)
                 kernel = phi @ phi.transpose(1, 2)
-                lam = democratic_weights_torch(kernel, self.sinkhorn_iters, self.damping)
+                lam = F.democratic_weights(kernel, self.sinkhorn_iters, self.damping)
                 psi = (lam[:, None, :] @ phi.double())[:, 0]
             else:  # whitening is affine: sum first, project once
                 sums = torch.zeros(len(group), kd, dtype=torch.float64, device=device)
                 sums.index_add_(0, image, phi0.double())
                 psi = (sums - counts[:, None] * mean.double()).float() @ projection
-            out[group] = ops.l2_rows(ops.signed_power(psi, self.alpha)).float().cpu().numpy()
+            out[group] = F.l2_normalise(F.signed_power(psi.float(), self.alpha)).cpu().numpy()
         return out
 
     def _learned_tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -206,13 +175,6 @@ class TriangulationEmbedding(ops.OnDevice, Aggregator):
         return ops.learned(self, f"temb/{device}", (self.anchors_, self.mean_, self.projection_),
                            lambda *arrays: tuple(ops.as_tensor(a, device, torch.float32)
                                                  for a in arrays))
-
-    @staticmethod
-    def _triangulate_torch(x: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        """``triangulate`` in torch: (N, k d) float32 unit residuals."""
-        diff = x[:, None, :] - anchors[None]
-        norms = torch.linalg.vector_norm(diff, dim=2, keepdim=True)
-        return (diff / norms.clamp_min(torch.finfo(torch.float32).tiny)).flatten(1)
 
     def output_dim(self, input_dim: int) -> int:
         return int(self.n_anchors) * input_dim - self._n_dropped(input_dim)

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
+from aggregators import functional as F
 from aggregators import torch_ops as ops
 from aggregators.base import Aggregator
-from aggregators.postprocess import L2, PowerNorm
 from aggregators.sampling import check_enough, sample_descriptors
 from benchmarks.constraints import Boolean, Integer, OneOf
 from features import LocalFeatures
@@ -31,8 +31,8 @@ class VLAD(ops.OnDevice, Aggregator):
     Encoding runs in torch on the ``device`` set by ``to()`` (``cpu``, ``cuda``, ``cuda:N``; not a
     hyper-parameter), the images of a batch together: nearest centres by a float32 product, with
     every assignment that float32 rounding could have changed recomputed in float64, float64
-    residual sums, float32 normalisation (as PowerNorm and L2 do). ``_encode`` (NumPy, one image)
-    is the reference it agrees with.
+    residual sums, float32 normalisation (``functional``, as PowerNorm and L2). The NumPy
+    expectation it is tested against is ``tests/aggregators/references.py``.
     """
 
     learns = True
@@ -54,25 +54,7 @@ class VLAD(ops.OnDevice, Aggregator):
         kmeans = KMeans(self.n_clusters, n_init=1, random_state=self.seed).fit(x)
         self.cluster_centers_ = kmeans.cluster_centers_.astype(np.float64)
 
-    def residual_sums(self, descriptors: np.ndarray) -> np.ndarray:
-        """(k, d) unnormalised VLAD of (n, d) descriptors: per-centre sums of residuals."""
-        x = np.asarray(descriptors, dtype=np.float64)
-        c = self.cluster_centers_
-        nearest = np.argmax(x @ c.T - 0.5 * np.einsum("kd,kd->k", c, c), axis=1)
-        onehot = np.zeros((len(x), len(c)))
-        onehot[np.arange(len(x)), nearest] = 1.0
-        return onehot.T @ x - onehot.sum(axis=0)[:, None] * c
-
-    def _encode(self, features: LocalFeatures) -> np.ndarray:
-        """The NumPy reference encoding of one image (the batched torch path agrees with it)."""
-        v = self.residual_sums(features.descriptors)
-        if self.power_norm == "ssr":
-            v = PowerNorm(0.5).transform(v)
-        if self.intra_norm:
-            v = L2().transform(v)
-        return L2().transform(v.reshape(1, -1))[0]
-
-    # ------------------------------------------------------------ batched torch path
+    # ------------------------------------------------------------ encoding (torch)
     def _encode_batch(self, batch: list[LocalFeatures]) -> np.ndarray:
         device = torch.device(self.device)
         k, d = self.cluster_centers_.shape
@@ -85,10 +67,10 @@ class VLAD(ops.OnDevice, Aggregator):
             counts = torch.bincount(cell, minlength=len(group) * k).reshape(len(group), k, 1)
             v = (sums.reshape(len(group), k, d) - counts * self._centres(device)).float()
             if self.power_norm == "ssr":
-                v = ops.signed_power(v, 0.5)
+                v = F.signed_power(v, 0.5)
             if self.intra_norm:
-                v = ops.l2_rows(v)
-            out[group] = ops.l2_rows(v.reshape(len(group), -1)).cpu().numpy()
+                v = F.l2_normalise(v)                         # each centre's block
+            out[group] = F.l2_normalise(v.reshape(len(group), -1)).cpu().numpy()
         return out
 
     def _centres(self, device: torch.device, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -96,14 +78,14 @@ class VLAD(ops.OnDevice, Aggregator):
                            lambda c: ops.as_tensor(c, device, dtype))
 
     def _half_sq_norms(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """0.5 ||c_k||^2, computed as ``residual_sums`` does (so float64 ties break alike)."""
+        """0.5 ||c_k||^2 (float64 from the float64 centres, then cast to ``dtype``)."""
         return ops.learned(
             self, f"half_sq/{device}/{dtype}", (self.cluster_centers_,),
             lambda c: ops.as_tensor(0.5 * np.einsum("kd,kd->k", c, c), device, dtype))
 
     def _nearest(self, x: torch.Tensor, device: torch.device) -> torch.Tensor:
         """(N,) index of the nearest centre of every (N, d) float32 row, equal to the float64
-        argmax of x . c_k - ||c_k||^2 / 2 (``residual_sums``).
+        argmax of x . c_k - ||c_k||^2 / 2.
 
         Scores are float32 products; a row is recomputed in float64 unless its best score beats
         the second by more than twice the float32 error bound (d + 8) u (|x| max|c| + max|c|^2/2),

@@ -12,6 +12,7 @@ from aggregators import VLAD, FisherVector, TriangulationEmbedding
 from aggregators import torch_ops as ops
 from benchmarks.errors import ParameterError
 from features import LocalFeatures
+from references import encode_one
 
 CLASSES = [VLAD, FisherVector, TriangulationEmbedding]
 
@@ -82,7 +83,7 @@ def test_replaced_learned_state_is_used_at_once(sparse_sets):
     agg.cluster_centers_ = VLAD(n_clusters=3, seed=7).fit(fit).cluster_centers_
     second = agg.transform(batch)
     assert not np.allclose(first, second)
-    np.testing.assert_allclose(second, np.stack([agg._encode(f) for f in batch]), atol=1e-6)
+    np.testing.assert_allclose(second, np.stack([encode_one(agg, f) for f in batch]), atol=1e-6)
 
 
 def test_chunks_cover_the_batch_within_the_budget(sparse_sets, monkeypatch):
@@ -105,7 +106,7 @@ def test_results_do_not_depend_on_the_chunking(cls, sparse_sets, monkeypatch):
     monkeypatch.setattr(ops, "_CPU_CHUNK_BYTES", 1)      # every image alone
     alone = encode(batch)
     np.testing.assert_allclose(together, alone, atol=1e-6)
-    np.testing.assert_allclose(alone, np.stack([agg._encode(f) for f in batch]), atol=1e-5)
+    np.testing.assert_allclose(alone, np.stack([encode_one(agg, f) for f in batch]), atol=1e-5)
 
 
 def test_padded_and_stacked_layouts():
@@ -145,7 +146,7 @@ def test_read_only_stored_features(cls, dtype, sparse_sets, tmp_path, monkeypatc
         np.save(tmp_path / f"{i}.npy", f.descriptors.astype(dtype))
         batch.append(LocalFeatures(np.load(tmp_path / f"{i}.npy", mmap_mode="r"), f.positions))
     encode = agg.transform if cls is VLAD else lambda b: agg._encode_torch(b, torch.device("cpu"))
-    np.testing.assert_allclose(encode(batch), np.stack([agg._encode(f) for f in batch]),
+    np.testing.assert_allclose(encode(batch), np.stack([encode_one(agg, f) for f in batch]),
                                atol=1e-5)
 
 

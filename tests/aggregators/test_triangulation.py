@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from aggregators import TriangulationEmbedding
-from aggregators.triangulation import democratic_weights, democratic_weights_torch
+from aggregators.functional import democratic_weights
 from features import LocalFeatures
 
 
@@ -83,7 +83,7 @@ def test_torch_democratic_weights_of_a_padded_stack():
     for i, phi in enumerate(phis):
         stack[i, :len(phi)] = phi
     kernels = torch.from_numpy(stack @ stack.transpose(0, 2, 1))
-    lam = democratic_weights_torch(kernels, n_iter=10, damping=0.5).numpy()
+    lam = democratic_weights(kernels, n_iter=10, damping=0.5).numpy()     # the torch branch
     for i, phi in enumerate(phis):
         np.testing.assert_allclose(lam[i, :len(phi)], democratic_weights(phi @ phi.T, 10, 0.5),
                                    rtol=1e-12)

@@ -4,6 +4,7 @@ import pytest
 
 from aggregators import VLAD
 from features import LocalFeatures
+from references import encode_one
 
 # centres c1 = (0, 0), c2 = (10, 0); (1, 0), (0, 2) -> c1, residual sum (1, 2);
 # (8, 0), (9, 1) -> c2, residual sum (-2, 0) + (-1, 1) = (-3, 1). Raw VLAD (1, 2, -3, 1).
@@ -82,7 +83,7 @@ def test_batched_torch_path_equals_the_numpy_reference(dense_maps, sparse_sets, 
         agg = VLAD(n_clusters=5, power_norm=power_norm, intra_norm=intra_norm).fit(fit)
         batch = test + _degenerate_batch(agg, 8)
         out = agg.transform(batch)                                     # torch, one call
-        ref = np.stack([agg._encode(f) for f in batch])                # NumPy, one by one
+        ref = np.stack([encode_one(agg, f) for f in batch])                # NumPy, one by one
         assert _cosine_gap(out, ref).max() <= 1e-5
         np.testing.assert_allclose(out, ref, atol=1e-6)
 
