@@ -12,7 +12,7 @@ from typing import ClassVar, Iterable, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from benchmarks.constraints import check_constraints
+from benchmarks.constraints import check_constraints, check_device
 from benchmarks.errors import ParameterError
 from features import LocalFeatures
 
@@ -40,8 +40,7 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
         (ParameterError when it is not here). Not a hyper-parameter, so never in ``get_params``
         or a fit key. Methods without a torch path (the poolings) run in NumPy whatever the
         device: they check it and keep nothing."""
-        from aggregators.torch_ops import check_device
-        check_device(self, device)
+        check_device(device, type(self).__name__)
         return self
 
     def _validate_params(self) -> None:

@@ -17,7 +17,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from benchmarks.errors import ParameterError
+from benchmarks.constraints import check_device
 
 from features import LocalFeatures
 
@@ -29,24 +29,6 @@ _CACHE: "weakref.WeakKeyDictionary[object, dict]" = weakref.WeakKeyDictionary()
 
 
 # ------------------------------------------------------------------------------- device setting
-def check_device(owner, device) -> None:
-    """ParameterError unless ``device`` is ``cpu``, ``cuda`` or ``cuda:N`` present here (torch's
-    CUDA runtime is asked only for a CUDA device); ``owner`` is named in it."""
-    if device == "cpu":
-        return
-
-    def error(reason: str) -> ParameterError:
-        return ParameterError("device", device, reason, type(owner).__name__)
-    if not (isinstance(device, str)
-            and (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()))):
-        raise error("expected cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise error("no CUDA device is available here; use device=cpu")
-    index = int(device[5:]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise error(f"this machine has {torch.cuda.device_count()} CUDA device(s)")
-
-
 class OnDevice:
     """Mixin of the aggregators that encode in torch. Where they run is not a hyper-parameter:
     ``to(device)`` sets ``device`` (``cpu``, ``cuda``, ``cuda:N``; default ``cpu``), which is
@@ -58,7 +40,7 @@ class OnDevice:
 
     def to(self, device: str):
         """Encode on ``device`` from now on (ParameterError when it is not here); returns self."""
-        check_device(self, device)
+        check_device(device, type(self).__name__)
         self.device = device
         return self
 

@@ -74,13 +74,45 @@ class OneOf:
         return None if value in self.options else f"expected one of {self.options}"
 
 
+@dataclass(frozen=True)
+class Device:
+    """``cpu``, ``cuda`` or ``cuda:N`` present on this machine (torch's CUDA runtime is asked
+    only for a CUDA device)."""
+
+    def problem(self, value) -> str | None:
+        if value == "cpu":
+            return None
+        if not (isinstance(value, str)
+                and (value == "cuda" or (value.startswith("cuda:") and value[5:].isdigit()))):
+            return "expected cpu, cuda or cuda:N"
+        import torch
+        if not torch.cuda.is_available():
+            return "no CUDA device is available here; use device=cpu"
+        if (int(value[5:]) if ":" in value else 0) >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+        return None
+
+
 def check_constraints(owner, constraints: Mapping[str, object]) -> None:
     """ParameterError for the first attribute of ``owner`` that breaks its constraint."""
+    check_values({param: getattr(owner, param) for param in constraints}, constraints,
+                 type(owner).__name__)
+
+
+def check_values(values: Mapping[str, object], constraints: Mapping[str, object],
+                 owner: str = "") -> None:
+    """ParameterError for the first of ``values`` (settings by name: a config node, a
+    constructor's arguments) that breaks its constraint; ``owner`` is named in it."""
     for param, constraint in constraints.items():
-        value = getattr(owner, param)
+        value = values[param]
         reason = constraint.problem(value)
         if reason is not None:
-            raise ParameterError(param, value, reason, type(owner).__name__)
+            raise ParameterError(param, value, reason, owner)
+
+
+def check_device(device, owner: str = "") -> None:
+    """ParameterError unless ``device`` is a device of this machine (``Device``)."""
+    check_values({"device": device}, {"device": Device()}, owner)
 
 
 def _with_note(text: str, note: str) -> str:

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.base import RetrievalDataset
 from benchmarks.configs import resolve_dataset
-from benchmarks.errors import DatasetError, DeepaggError
+from benchmarks.errors import ConfigError, DatasetError, DeepaggError, ParameterError
 from features.extractor import Extractor, feature_kind
 from features.source import FeatureSource
 from features.store import FeatureStore
@@ -59,20 +59,36 @@ def dataset_config(name: str, data_root: str, key: str = "dataset") -> DictConfi
     return resolve_dataset(name, compose, known_datasets, key)
 
 
-def build_dataset(cfg) -> RetrievalDataset:
-    """Instantiate a dataset config; loader errors surface as they are (DatasetError naming the
-    file), wrong argument names as a DatasetError naming the loader."""
+def instantiate_group(node, group: str, error: type[DeepaggError] = ConfigError, label: str = "",
+                      **kwargs):
+    """``instantiate`` a config group's node (``kwargs``: arguments the app adds) with the
+    constructor's errors as the user should see them: a ParameterError named ``group.param``,
+    any other project error as it is, an argument the class does not take (TypeError,
+    ValueError) as ``error`` naming ``label`` (default: the group), a ``_target_`` that cannot
+    be built as a ConfigError. Anything else is a bug and surfaces as one."""
     from hydra.utils import instantiate
-    node = plain(cfg)
+    node = plain(node)
     try:
-        return instantiate(node)
+        return instantiate(node, **kwargs)
     except InstantiationException as e:
         cause = e.__cause__
+        if isinstance(cause, ParameterError):
+            raise cause.with_prefix(group) from None
         if isinstance(cause, DeepaggError):
             raise cause from None
         if isinstance(cause, (TypeError, ValueError)):
-            raise DatasetError(f"dataset {node.get('name', node.get('_target_'))}: {cause}") from cause
+            raise error(f"{label or group}: {cause}") from cause
+        if cause is None or isinstance(cause, (ImportError, AttributeError)):
+            raise ConfigError(f"{group}: cannot build {node.get('_target_')} ({cause or e})") from e
         raise
+
+
+def build_dataset(cfg) -> RetrievalDataset:
+    """Instantiate a dataset config; loader errors surface as they are (DatasetError naming the
+    file), wrong argument names as a DatasetError naming the loader."""
+    node = plain(cfg)
+    return instantiate_group(node, "dataset", DatasetError,
+                             f"dataset {node.get('name', node.get('_target_'))}")
 
 
 def job_dataset(job_dir) -> RetrievalDataset:
@@ -84,13 +100,7 @@ def job_dataset(job_dir) -> RetrievalDataset:
 def build_extractor(cfg, device: str = "cpu", precision: str = "fp32",
                     decode: str = "pil") -> Extractor:
     """Instantiate a ``backbone`` config on ``device``."""
-    from hydra.utils import instantiate
-    try:
-        return instantiate(plain(cfg), device=device, precision=precision, decode=decode)
-    except InstantiationException as e:
-        if isinstance(e.__cause__, DeepaggError):
-            raise e.__cause__ from None
-        raise
+    return instantiate_group(cfg, "backbone", device=device, precision=precision, decode=decode)
 
 
 def feature_source(cfg, backbone=None, cpu_limit: int | None = None) -> FeatureSource:

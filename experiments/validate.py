@@ -6,50 +6,28 @@ import inspect
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.errors import ConfigError, DeepaggError, ParameterError
+from benchmarks.constraints import Device, Integer, OneOf, check_values
+from benchmarks.errors import ConfigError, ParameterError
+from experiments.adapters import instantiate_group, plain
 
 EMPTY_POLICIES = ("error", "zero")
 
 
 def _int_at_least(key: str, value, low: int, optional: bool = False) -> None:
-    if optional and value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        extra = " or null" if optional else ""
-        raise ConfigError(f"{key}={value!r}: must be an integer >= {low}{extra}")
+    check_values({key: value}, {key: Integer(low, optional=optional)})
 
 
 def check_execution(cfg: DictConfig) -> None:
     """device, precision, decode, batch_size, num_workers, threads, min_image_side, store.*."""
     from features.deep import DECODERS, PRECISIONS
     from features.store import FeatureStore
-    _int_at_least("batch_size", cfg.batch_size, 1, optional=True)
-    _int_at_least("num_workers", cfg.num_workers, 0, optional=True)
-    _int_at_least("threads", cfg.threads, 1, optional=True)
-    _int_at_least("min_image_side", cfg.min_image_side, 1)
-    if cfg.precision not in PRECISIONS:
-        raise ConfigError(f"precision={cfg.precision!r}: expected one of {PRECISIONS}")
-    if cfg.decode not in DECODERS:
-        raise ConfigError(f"decode={cfg.decode!r}: expected one of {DECODERS}")
-    check_device(cfg.device)
+    check_values(cfg, {"batch_size": Integer(1, optional=True), "num_workers": Integer(0, optional=True),
+                       "threads": Integer(1, optional=True), "min_image_side": Integer(1),
+                       "precision": OneOf(PRECISIONS), "decode": OneOf(DECODERS), "device": Device()})
     try:
         FeatureStore(cfg.store.root, cfg.store.dtype, cfg.store.chunk_size)
     except ParameterError as e:
         raise e.with_prefix("store") from None
-
-
-def check_device(device: str) -> None:
-    """``cpu``, ``cuda`` or ``cuda:N`` that exists here (torch is imported only for CUDA)."""
-    if device == "cpu":
-        return
-    if not (device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit())):
-        raise ConfigError(f"device={device!r}: expected cpu, cuda or cuda:N")
-    import torch
-    if not torch.cuda.is_available():
-        raise ConfigError(f"device={device}: no CUDA device is available here; use device=cpu")
-    index = int(device[5:]) if ":" in device else 0
-    if index >= torch.cuda.device_count():
-        raise ConfigError(f"device={device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
 
 
 def check_backbone(backbone) -> None:
@@ -60,7 +38,7 @@ def check_backbone(backbone) -> None:
 
     from features.resize import check_resize_settings
     from features.weights import check_weights
-    node = OmegaConf.to_container(backbone, resolve=True) if OmegaConf.is_config(backbone) else dict(backbone)
+    node = dict(plain(backbone))
     target = node.get("_target_")
     if not target:
         raise ConfigError("backbone: the config has no _target_ (e.g. features.deep.DeepExtractor)")
@@ -84,19 +62,7 @@ def check_backbone(backbone) -> None:
 
 def instantiate_checked(node, group: str):
     """``instantiate`` a group's config and run its ``validate()``; errors name ``group.key``."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-    try:
-        obj = instantiate(node)
-    except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, ParameterError):
-            raise cause.with_prefix(group) from None
-        if isinstance(cause, DeepaggError):
-            raise cause from None
-        if isinstance(cause, TypeError):  # an argument the class does not take
-            raise ConfigError(f"{group}: {cause}") from None
-        raise ConfigError(f"{group}: cannot build {OmegaConf.select(node, '_target_')} ({cause or e})") from e
+    obj = instantiate_group(node, group)
     if hasattr(obj, "validate"):
         try:
             obj.validate()

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.base import ImageRef
-from benchmarks.errors import ImageLoadError, ParameterError, StoreError
+from benchmarks.constraints import Integer, check_values
+from benchmarks.errors import ImageLoadError, StoreError
 from benchmarks.imagefiles import stored_orientation
 from features.extractor import Extractor, extractor_identity, feature_kind
 from features.local_features import LocalFeatures
@@ -102,6 +103,10 @@ class ImageChunks:
         return self.source.stream(self.items, claims)
 
 
+#: what FeatureSource's settings must be
+SETTINGS = {"batch_size": Integer(), "num_workers": Integer(0), "min_image_side": Integer()}
+
+
 class FeatureSource:
     """Stored local features of image lists under one extractor config (``backbone``).
 
@@ -120,10 +125,8 @@ class FeatureSource:
     def __init__(self, store: FeatureStore, backbone, make_extractor: Callable[[], Extractor] | None = None,
                  precision: str = "fp32", decode: str = "pil", batch_size: int = 4, num_workers: int = 2,
                  min_image_side: int = 32, shard: tuple[int, int] = (0, 1), progress: bool = True):
-        for key, value, low in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0),
-                                ("min_image_side", min_image_side, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ParameterError(key, value, f"must be an integer >= {low}", "FeatureSource")
+        check_values({"batch_size": batch_size, "num_workers": num_workers,
+                      "min_image_side": min_image_side}, SETTINGS, "FeatureSource")
         self.store, self.backbone, self.make_extractor = store, backbone, make_extractor
         self.precision, self.decode = precision, decode
         self.batch_size, self.num_workers = int(batch_size), int(num_workers)

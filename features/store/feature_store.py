@@ -8,7 +8,8 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from benchmarks.errors import ConfigError, ParameterError, StoreError
+from benchmarks.constraints import Integer, OneOf, check_values
+from benchmarks.errors import ConfigError, StoreError
 from features.store import layout
 from features.store.files import write_text
 from features.store.reader import StoredDescriptors, StoredFeatures
@@ -57,10 +58,8 @@ class FeatureStore:
 
     def __init__(self, root: str | Path, dtype: str = "float16", chunk_size: int = 64,
                  verify_checksums: bool = True, verify_images: bool = False):
-        if dtype not in DTYPES:
-            raise ParameterError("dtype", dtype, f"expected one of {DTYPES}", "FeatureStore")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise ParameterError("chunk_size", chunk_size, "must be an integer >= 1", "FeatureStore")
+        check_values({"dtype": dtype, "chunk_size": chunk_size},
+                     {"dtype": OneOf(DTYPES), "chunk_size": Integer()}, "FeatureStore")
         self.root = Path(root).expanduser()
         self.dtype = dtype
         self.chunk_size = chunk_size

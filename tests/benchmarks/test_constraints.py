@@ -34,3 +34,20 @@ def test_the_first_broken_parameter_is_named_with_its_owner():
     Toy.k = -3
     with pytest.raises(ParameterError, match=r"k=-3: must be an integer >= 0 \(0 = off\)"):
         check_constraints(Toy(), Toy.constraints)
+
+
+def test_settings_by_name_and_the_device_are_checked_by_the_same_tables(monkeypatch):
+    from benchmarks.constraints import Device, check_device, check_values
+    with pytest.raises(ParameterError, match=r"^batch_size=0: must be a positive integer \(FeatureSource\)$"):
+        check_values({"batch_size": 0, "x": "ignored"}, {"batch_size": Integer()}, "FeatureSource")
+    assert Device().problem("cpu") is None
+    for bad in ("gpu", "cuda:x", "cuda:", 0, None):
+        assert Device().problem(bad) == "expected cpu, cuda or cuda:N"
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ParameterError, match=r"device='cuda': no CUDA device is available here"):
+        check_device("cuda", "VLAD")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert Device().problem("cuda:1") is None and Device().problem("cuda") is None
+    assert Device().problem("cuda:2") == "this machine has 2 CUDA device(s)"
