@@ -4,16 +4,25 @@ Fisher vector and the triangulation embedding), their batched torch encoders and
 post-processing steps all call these same pieces, so a formula is written once.
 
 Conventions: vectors lie along the last axis; leading axes are batch axes (a NumPy encoder passes
-one image, a torch encoder a padded batch). Every function keeps its input's library and dtype.
+one image, a torch encoder a padded batch). Every function keeps its input's library and dtype
+(but ``democratic_weights``: float64).
+Importing this module does not import torch (the post-processing steps use it on NumPy arrays
+alone): a tensor can only come from code that imported torch already.
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
-import torch
 
 
 def _is_torch(a) -> bool:
-    return isinstance(a, torch.Tensor)
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(a, torch.Tensor)
+
+
+def _torch():
+    return sys.modules["torch"]
 
 
 def _swap(a):
@@ -24,7 +33,7 @@ def _swap(a):
 def _norm(v):
     """Euclidean norm along the last axis, kept as an axis of length 1."""
     if _is_torch(v):
-        return torch.linalg.vector_norm(v, dim=-1, keepdim=True)
+        return _torch().linalg.vector_norm(v, dim=-1, keepdim=True)
     return np.linalg.norm(v, axis=-1, keepdims=True)
 
 
@@ -44,7 +53,7 @@ def _at_least(a, floor: float):
 # ------------------------------------------------------------------------------- normalisation
 def signed_power(v, alpha: float):
     """sign(v) |v|^alpha (the power law; alpha = 0.5 is the signed square root, computed as one)."""
-    sign, magnitude = (torch.sign(v), v.abs()) if _is_torch(v) else (np.sign(v), np.abs(v))
+    sign, magnitude = (v.sign(), v.abs()) if _is_torch(v) else (np.sign(v), np.abs(v))
     return sign * (magnitude.sqrt() if _is_torch(v) and alpha == 0.5 else magnitude ** alpha)
 
 
@@ -59,7 +68,7 @@ def gmm_log_densities(x, weights, means, variances):
     """(..., n, k) log w_k N(x_i | mu_k, diag var_k) of (..., n, d) features for a diagonal GMM
     (weights (k,), means and variances (k, d)), through matrix products:
     x (mu / var)^T - x^2 (1 / 2 var)^T + log w - 1/2 sum(log 2 pi var + mu^2 / var)."""
-    log, total = (torch.log, torch.sum) if _is_torch(x) else (np.log, np.sum)
+    log, total = (_torch().log, _torch().sum) if _is_torch(x) else (np.log, np.sum)
     const = log(weights) - 0.5 * total(log(2 * np.pi * variances) + means * means / variances, -1)
     return x @ _swap(means / variances) - (x * x) @ _swap(0.5 / variances) + const
 
@@ -67,7 +76,7 @@ def gmm_log_densities(x, weights, means, variances):
 def softmax(scores):
     """exp(s) / sum exp(s) along the last axis (the GMM posteriors of ``gmm_log_densities``)."""
     if _is_torch(scores):
-        return torch.softmax(scores, dim=-1)
+        return _torch().softmax(scores, dim=-1)
     e = np.exp(scores - scores.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -85,7 +94,7 @@ def fisher_gradients(s0, s1, s2, n, weights, means, variances):
     (..., 1, 1) per image):
         G_mu_k    = (s1_k - mu_k s0_k) / sigma_k / (n sqrt(w_k))
         G_sigma_k = ((s2_k - 2 mu_k s1_k + mu_k^2 s0_k) / var_k - s0_k) / (n sqrt(2 w_k))."""
-    sqrt = torch.sqrt if _is_torch(s1) else np.sqrt
+    sqrt = _torch().sqrt if _is_torch(s1) else np.sqrt
     g_mu = (s1 - means * s0) / sqrt(variances) / (n * sqrt(weights)[:, None])
     g_var = ((s2 - 2 * means * s1 + means * means * s0) / variances - s0) / (n * sqrt(2 * weights)[:, None])
     return g_mu, g_var
@@ -96,7 +105,7 @@ def fisher_layout(g_mu, g_var):
     lead = tuple(g_mu.shape[:-2])
     flat_mu, flat_var = g_mu.reshape(*lead, -1), g_var.reshape(*lead, -1)
     if _is_torch(g_mu):
-        return torch.cat([flat_mu, flat_var], dim=-1)
+        return _torch().cat([flat_mu, flat_var], dim=-1)
     return np.concatenate([flat_mu, flat_var], axis=-1)
 
 
@@ -118,8 +127,8 @@ def democratic_weights(kernel, n_iter: int = 10, damping: float = 0.5):
     whose embedding is zero (padding rows too) get weight 0 and leave the others unchanged.
     """
     if _is_torch(kernel):
-        k = kernel.to(torch.float64).clamp_min(0.0)
-        lam = (k.diagonal(dim1=-2, dim2=-1) > 0).to(torch.float64)
+        k = kernel.double().clamp_min(0.0)
+        lam = (k.diagonal(dim1=-2, dim2=-1) > 0).double()
     else:
         k = np.maximum(np.asarray(kernel, dtype=np.float64), 0.0)
         lam = (np.diagonal(k, axis1=-2, axis2=-1) > 0).astype(np.float64)

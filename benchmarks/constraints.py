@@ -39,9 +39,12 @@ class Real:
     low_open: bool = False
     high_open: bool = False
     allow_inf: bool = False
+    optional: bool = False
     note: str = ""
 
     def problem(self, value) -> str | None:
+        if value is None and self.optional:
+            return None
         ok = (not isinstance(value, bool) and isinstance(value, numbers.Real)
               and not math.isnan(value) and (self.allow_inf or math.isfinite(value))
               and (self.low is None or (value > self.low if self.low_open else value >= self.low))
@@ -51,7 +54,8 @@ class Real:
     def describe(self) -> str:
         if self.high is None:
             bound = "" if self.low is None else f" {'>' if self.low_open else '>='} {self.low:g}"
-            text = f"must be a {'finite ' if not self.allow_inf and self.low is None else ''}number{bound}"
+            text = (f"must be {'null or ' if self.optional else ''}a "
+                    f"{'finite ' if not self.allow_inf and self.low is None else ''}number{bound}")
             return text + (" (inf allowed)" if self.allow_inf else "")
         return (f"must be in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
                 f"{')' if self.high_open else ']'}")
@@ -100,14 +104,15 @@ def check_constraints(owner, constraints: Mapping[str, object]) -> None:
 
 
 def check_values(values: Mapping[str, object], constraints: Mapping[str, object],
-                 owner: str = "") -> None:
+                 owner: str = "", prefix: str = "") -> None:
     """ParameterError for the first of ``values`` (settings by name: a config node, a
-    constructor's arguments) that breaks its constraint; ``owner`` is named in it."""
+    constructor's arguments) that breaks its constraint, named ``prefix.param`` (a config
+    group) or ``param``; ``owner`` is named in it."""
     for param, constraint in constraints.items():
         value = values[param]
         reason = constraint.problem(value)
         if reason is not None:
-            raise ParameterError(param, value, reason, owner)
+            raise ParameterError(f"{prefix}.{param}" if prefix else param, value, reason, owner)
 
 
 def check_device(device, owner: str = "") -> None:

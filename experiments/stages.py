@@ -248,6 +248,8 @@ def stream_descriptors(source, dataset: RetrievalDataset, agg, chain, encoder_ke
     chunks = EncodedChunks(source.chunks(dataset.images), agg, chain, dtype)
     X, empty = source.descriptors(dataset.name, chunks, encoder_key).read()
     _check_empty(empty, chunks.names, empty_images)
+    if empty.all():   # as ``encode`` says for stored local features
+        raise ConfigError("no image of the set has local features: nothing to encode")
     return X, empty
 
 

@@ -6,15 +6,19 @@ import inspect
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.constraints import Device, Integer, OneOf, check_values
+from benchmarks.constraints import Device, Integer, OneOf, Real, check_values
 from benchmarks.errors import ConfigError, ParameterError
 from experiments.adapters import instantiate_group, plain
 
 EMPTY_POLICIES = ("error", "zero")
 
 
-def _int_at_least(key: str, value, low: int, optional: bool = False) -> None:
-    check_values({key: value}, {key: Integer(low, optional=optional)})
+#: what the run's own settings and the post-processing settings must be
+RUN = {"empty_images": OneOf(EMPTY_POLICIES), "top_k": Integer(),
+       "search_backend": OneOf(("numpy", "faiss")), "max_fit_images": Integer(2, optional=True),
+       "seed": Integer(0)}
+POSTPROCESS = {"dim": Integer(optional=True),
+               "alpha": Real(0, low_open=True, optional=True, note="null: no power law")}
 
 
 def check_execution(cfg: DictConfig) -> None:
@@ -100,18 +104,11 @@ def check_run(cfg: DictConfig) -> None:
     instantiate_checked(cfg.aggregator, "aggregator")
     instantiate_checked(cfg.rerank, "rerank")
     post = cfg.postprocess
-    _int_at_least("postprocess.dim", post.dim, 1, optional=True)
-    if post.alpha is not None and not post.alpha > 0:
-        raise ConfigError(f"postprocess.alpha={post.alpha!r}: must be > 0 (or null: no power law)")
+    check_values(post, POSTPROCESS, prefix="postprocess")
     if post.whiten and not post.pca:
         raise ConfigError("postprocess.whiten=true needs postprocess.pca=true (whitening is a PCA step)")
-    if cfg.store.local_features not in ("keep", "discard"):
-        raise ConfigError(f"store.local_features={cfg.store.local_features!r}: expected keep or discard")
-    if cfg.empty_images not in EMPTY_POLICIES:
-        raise ConfigError(f"empty_images={cfg.empty_images!r}: expected one of {EMPTY_POLICIES}")
-    _int_at_least("top_k", cfg.top_k, 1)
-    if cfg.search_backend not in ("numpy", "faiss"):
-        raise ConfigError(f"search_backend={cfg.search_backend!r}: expected numpy or faiss")
+    check_values(cfg.store, {"local_features": OneOf(("keep", "discard"))}, prefix="store")
+    check_values(cfg, RUN)
     if cfg.search_backend == "faiss":
         try:
             import faiss  # noqa: F401 -- imported up front: a broken install is named before work
@@ -121,5 +118,3 @@ def check_run(cfg: DictConfig) -> None:
                     else f"is installed but does not import ({type(e).__name__}: {e}); reinstall it "
                          "(pip install --force-reinstall faiss-cpu)")
             raise ConfigError(f"search_backend=faiss: faiss {what}") from None
-    _int_at_least("max_fit_images", cfg.max_fit_images, 2, optional=True)
-    _int_at_least("seed", cfg.seed, 0)

@@ -188,7 +188,7 @@ class FeatureSource:
         stored), in float32 under ``<dataset>_descriptors`` in the store, keyed by the extractor,
         the images and ``encoder_key`` (what fitted the aggregator and the chain)."""
         store = FeatureStore(self.store.root, "float32", self.store.chunk_size,
-                             self.store.verify_checksums)
+                             self.store.verify_checksums, self.store.verify_images)
         identity = {"descriptors_of": self.identity, "encoder": encoder_key}
         t = time.perf_counter()
         out = store.get(f"{dataset}_descriptors", chunks, identity, kind=DESCRIPTORS,

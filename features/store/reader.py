@@ -120,12 +120,18 @@ class StoredDescriptors(StoredChunks):
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, D) float32 descriptors and the (N,) mask of images without local features (zero
-        rows), every chunk checked first like any read."""
-        if not self._dirs:
-            return np.zeros((0, 0), np.float32), np.zeros(0, bool)
-        rows, empty = [], []
+        rows), every chunk checked first like any read and copied out at once (no file stays
+        open: an entry may have more chunks than a process may open files)."""
+        X = empty = None
         for c in range(len(self._dirs)):
             arrays = self._arrays(c)
-            rows.append(np.asarray(arrays["descriptors.npy"], np.float32))
-            empty.append(np.asarray(arrays["empty.npy"], bool))
-        return np.concatenate(rows), np.concatenate(empty)
+            rows, mask = arrays["descriptors.npy"], arrays["empty.npy"]
+            if X is None:
+                X = np.zeros((self._n, rows.shape[1]), np.float32)
+                empty = np.zeros(self._n, bool)
+            lo = c * self._chunk_size
+            X[lo:lo + len(rows)], empty[lo:lo + len(rows)] = rows, mask
+            self._mapped.pop(c)
+        if X is None:
+            return np.zeros((0, 0), np.float32), np.zeros(0, bool)
+        return X, empty

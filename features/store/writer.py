@@ -132,10 +132,14 @@ class Writer:
                 self._produce(self._claims(pending, held, bar, block=False, checksums=checksums),
                               held, bar)
                 if pending:  # every remaining chunk is being written by someone else: wait
+                    first = pending[0]
                     log.info("%s: waiting for another process writing %s", self.dataset,
-                             self.path(pending[0]))
+                             self.path(first))
                     self._produce(self._claims(pending, held, bar, block=True, first_only=True,
                                                checksums=checksums), held, bar)
+                    if first in pending:
+                        raise RuntimeError(f"{type(self.source).__name__}.produce did not draw "
+                                           f"chunk {first.index} from its claims")
         finally:
             for lock in held.values():
                 lock.release()
@@ -145,8 +149,16 @@ class Writer:
                      self.what, n_todo - self.extracted)
 
     def _produce(self, claims: Iterator[ChunkSpec], held: dict, bar) -> None:
+        """Commit every chunk the source produces; a chunk it drew but never gave back is an
+        error of the source (its lock is released by ``fill``)."""
         for spec, payload in self.source.produce(claims):
+            if spec.index not in held:
+                raise RuntimeError(f"{type(self.source).__name__}.produce gave chunk {spec.index}, "
+                                   "which it did not draw from its claims (or gave it twice)")
             self._commit(spec, payload, held, bar)
+        if held:
+            raise RuntimeError(f"{type(self.source).__name__}.produce drew chunk(s) "
+                               f"{sorted(held)} from its claims but never gave them back")
 
     def _claims(self, pending: list[ChunkSpec], held: dict, bar, block: bool,
                 first_only: bool = False, checksums: bool = False) -> Iterator[ChunkSpec]:
@@ -186,10 +198,17 @@ class Writer:
         (float16 overflows past 65504), are refused naming the images."""
         n = spec.hi - spec.lo
         if self.kind == LOCAL:
+            if not (isinstance(payload, list) and all(isinstance(f, LocalFeatures) for f in payload)):
+                raise TypeError(f"a local-features entry stores a list of LocalFeatures per chunk, "
+                                f"got {type(payload).__name__}")
             return self._local_arrays(spec, payload, n)
-        rows = DescriptorRows(*payload)
-        if len(rows.descriptors) != n or rows.empty.shape != (n,):
-            raise RuntimeError(f"{len(rows.descriptors)} descriptors for the {n} images of a chunk")
+        if not (isinstance(payload, tuple) and len(payload) == 2):
+            raise TypeError("a descriptors entry stores DescriptorRows(descriptors (n, D), empty "
+                            f"(n,) bool) per chunk, got {type(payload).__name__}")
+        rows = DescriptorRows(np.asarray(payload[0]), np.asarray(payload[1]))
+        if rows.descriptors.ndim != 2 or len(rows.descriptors) != n or rows.empty.shape != (n,):
+            raise TypeError(f"DescriptorRows of a chunk of {n} images must be ({n}, D) and ({n},); "
+                            f"got {rows.descriptors.shape} and {rows.empty.shape}")
         with np.errstate(over="ignore"):
             desc = np.asarray(rows.descriptors).astype(self.dtype)
         self._refuse_non_finite(spec, [name for name, ok in zip(spec.names, np.isfinite(desc).all(axis=1))

@@ -14,6 +14,7 @@ from benchmarks.errors import ParameterError
     (Real(0, low_open=True, allow_inf=True), [float("inf"), 2], [0, float("nan")],
      "must be a number > 0 (inf allowed)"),
     (Real(0), [0, 0.5], [-0.1], "must be a number >= 0"),
+    (Real(0, low_open=True, optional=True), [None, 0.5], [0, "x"], "must be null or a number > 0"),
     (Real(0, 1, high_open=True), [0, 0.99], [1, -0.1], "must be in [0, 1)"),
     (Real(0, 1, low_open=True), [1, 0.5], [0, 1.01], "must be in (0, 1]"),
     (Boolean(), [True, False, np.bool_(True)], [0, 1, "true", None], "must be true or false"),

@@ -452,3 +452,46 @@ def test_descriptor_rows_are_checked_when_stored(tmp_path):
         store.get("toy", ListedImages(NAMES, _rows([0, 1, 2, np.inf, 4])), {"fake": 1},
                   kind=DESCRIPTORS, progress=False)
     assert len(list((entry / "set_aside").iterdir())) == 1
+
+
+def test_a_source_that_breaks_the_protocol_is_named_and_leaves_no_lock(tmp_path):
+    """produce() must give back every chunk it draws: one that draws nothing, or keeps a chunk,
+    stops with a RuntimeError (never a hang, never an entry with a hole) and frees its locks."""
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    lazy = ListedImages(NAMES, None, ["s"] * N)
+    lazy.produce = lambda claims: iter(())                       # never draws
+    with pytest.raises(RuntimeError, match="did not draw chunk 0"):
+        store.get("toy", lazy, {"fake": 1}, progress=False)
+    keeper = ListedImages(NAMES, None, ["s"] * N)
+
+    def keep_one(claims):
+        for spec in claims:
+            if spec.index != 1:
+                yield spec, FakeExtract(range(N))(spec)
+    keeper.produce = keep_one
+    with pytest.raises(RuntimeError, match=r"drew chunk\(s\) \[1\] .* never gave them back"):
+        store.get("toy", keeper, {"fake": 1}, progress=False)
+    ex = FakeExtract(range(N))
+    assert values(get(store, ex)) == [0, 1, 2, 3, 4] and ex.chunks == [1]   # lock was freed
+
+
+def test_a_payload_of_the_wrong_kind_is_named(tmp_path):
+    from features.store import DESCRIPTORS
+    store = FeatureStore(tmp_path, "float32", chunk_size=2)
+    with pytest.raises(TypeError, match=r"descriptors entry stores DescriptorRows"):
+        store.get("toy", ListedImages(NAMES, FakeExtract(range(N))), {"fake": 1}, kind=DESCRIPTORS,
+                  progress=False)
+    with pytest.raises(TypeError, match=r"must be \(2, D\) and \(2,\); got \(2,\)"):
+        store.get("toy", ListedImages(NAMES, lambda s: (np.zeros(2), np.zeros(2, bool))),
+                  {"fake": 1}, kind=DESCRIPTORS, progress=False)
+
+
+def test_reading_descriptors_keeps_no_chunk_open(tmp_path):
+    """Chunks are copied out one by one, so an entry of more chunks than a process may open
+    files reads (the old way kept every chunk mapped until the end)."""
+    from features.store import DESCRIPTORS
+    names = [f"im{i}" for i in range(7)]
+    stored = FeatureStore(tmp_path, "float32", chunk_size=1).get(
+        "toy", ListedImages(names, _rows(range(7))), {"fake": 1}, kind=DESCRIPTORS, progress=False)
+    X, empty = stored.read()
+    assert X[:, 0].tolist() == list(range(7)) and not empty.any() and stored._mapped == {}
