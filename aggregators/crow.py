@@ -50,5 +50,6 @@ class CroW(Aggregator):
         x = features.descriptors.astype(np.float32)
         if (x < 0).any():
             raise ValueError("CroW needs non-negative (post-ReLU) local features, got negative "
-                             "values; set backbone.relu=true or use another aggregator")
+                             "values (transformer tokens are signed); set backbone.relu=true for "
+                             "a CNN, or use another aggregator")
         return crow_channel_weights(x) * (crow_spatial_weights(x, self.a, self.b) @ x)

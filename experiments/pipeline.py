@@ -77,8 +77,9 @@ def check_available(cfg: DictConfig, learns: bool, swept_datasets=()) -> None:
             f"{k}=demo_holdout (ships with deepagg) or {k}={own} (the test set's own images)"
             for k in keys))
     b = cfg.backbone
-    if b.get("source") in ("torchvision", "timm"):
-        line = missing_weights(b.source, b.name, b.weights)
+    source = "timm" if b.get("_target_") == "features.vit.TokenExtractor" else b.get("source")
+    if source in ("torchvision", "timm"):
+        line = missing_weights(source, b.name, b.weights)
         if line:
             missing.append(line)
     if missing:

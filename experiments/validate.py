@@ -60,6 +60,8 @@ def check_backbone(backbone) -> None:
             check_resize_settings(cls.__name__, node["resize"], node["image_size"], node["interpolation"])
         if {"source", "name", "weights"} <= set(node):
             check_weights(node["source"], node["name"], node["weights"], files=False)
+        elif target == "features.vit.TokenExtractor" and "weights" in node:
+            check_weights("timm", node.get("name", ""), node["weights"], files=False)
     except ParameterError as e:
         raise e.with_prefix("backbone") from None
 

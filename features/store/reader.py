@@ -12,7 +12,7 @@ import numpy as np
 from benchmarks.errors import StoreError
 from features.local_features import LocalFeatures
 from features.store.layout import RECORD
-from features.store.records import ARRAYS, DESCRIPTORS, LOCAL
+from features.store.records import ARRAYS, DESCRIPTORS, LOCAL, OPTIONAL
 
 
 class StoredChunks:
@@ -51,9 +51,10 @@ class StoredChunks:
             if len(self._mapped) >= self._max_mapped:
                 self._mapped.pop(next(iter(self._mapped)))
             d = self._dirs[c]
+            names = ARRAYS[self.kind] + tuple(n for n in OPTIONAL[self.kind] if (d / n).exists())
             try:
                 self._mapped[c] = {name: np.load(d / name, mmap_mode=None if name == "index.npy"
-                                                 else "r") for name in ARRAYS[self.kind]}
+                                                 else "r") for name in names}
             except (OSError, ValueError) as e:
                 raise StoreError(f"cannot read stored chunk {d} ({e}); run again: the store checks "
                                  "and re-extracts damaged chunks when it opens them") from e
@@ -106,8 +107,9 @@ class StoredFeatures(StoredChunks, Sequence[LocalFeatures]):
         arrays = self._arrays(c)
         start, count, gh, gw = (int(v) for v in arrays["index.npy"][j])
         grid = (gh, gw) if gh >= 0 else None
+        cls = arrays["cls_token.npy"][j] if "cls_token.npy" in arrays else None
         return LocalFeatures(arrays["descriptors.npy"][start:start + count],
-                             arrays["positions.npy"][start:start + count], grid)
+                             arrays["positions.npy"][start:start + count], grid, cls)
 
     def __iter__(self) -> Iterator[LocalFeatures]:
         return (self[i] for i in range(len(self)))

@@ -5,7 +5,8 @@ Chunk kinds (the entry's manifest names its kind):
 
 - ``local``: local features, ``descriptors.npy`` (sum of n_i, d), ``positions.npy``
   (sum of n_i, 2) and ``index.npy`` (images, 4: start, count, grid h, grid w; h = w = -1
-  without a grid);
+  without a grid), and for extractors that give one ``cls_token.npy`` (images, d), each
+  image's class token;
 - ``descriptors``: one global descriptor per image, ``descriptors.npy`` (images, D) and
   ``empty.npy`` (images,) bool (True: the image had no local features; its row is zero).
 
@@ -32,6 +33,8 @@ FORMAT = 2
 LOCAL, DESCRIPTORS = "local", "descriptors"
 ARRAYS = {LOCAL: ("descriptors.npy", "positions.npy", "index.npy"),
           DESCRIPTORS: ("descriptors.npy", "empty.npy")}
+#: arrays a chunk of the kind may hold (its record then describes them)
+OPTIONAL = {LOCAL: ("cls_token.npy",), DESCRIPTORS: ()}
 
 
 class DescriptorRows(NamedTuple):
@@ -101,7 +104,7 @@ def _check_chunk(path: Path, spec: ChunkSpec, dtype: str, kind: str, checksums: 
         raise ChunkInvalid("it holds other images than this entry lists at its position "
                            "(copied from another chunk or entry?)")
     files = record.get("files", {})
-    for name in ARRAYS[kind]:
+    for name in ARRAYS[kind] + tuple(n for n in OPTIONAL[kind] if n in files):
         meta = files.get(name)
         if meta is None:
             raise ChunkInvalid(f"{RECORD} does not describe {name}")
@@ -139,6 +142,9 @@ def _check_shapes(files: dict, n: int, kind: str) -> None:
             raise ChunkInvalid(f"index.npy describes {index_shape[0]} images, the chunk has {n}")
         if rows != files["positions.npy"]["shape"][0]:
             raise ChunkInvalid("descriptors.npy and positions.npy have different row counts")
+        if "cls_token.npy" in files and files["cls_token.npy"]["shape"][0] != n:
+            raise ChunkInvalid(f"cls_token.npy has {files['cls_token.npy']['shape'][0]} rows, the "
+                               f"chunk has {n} images")
     else:
         if rows != n or files["empty.npy"]["shape"] != [n]:
             raise ChunkInvalid(f"descriptors.npy has {rows} rows and empty.npy "
@@ -156,7 +162,7 @@ def write_record(path: Path, spec: ChunkSpec, kind: str, hashes: Sequence[str] =
     """Describe the arrays of ``kind`` in ``path`` (sizes, shapes, dtypes, CRC-32) and the images
     (names, stamps, content ``hashes``) in its record.json."""
     files = {}
-    for name in ARRAYS[kind]:
+    for name in ARRAYS[kind] + tuple(n for n in OPTIONAL[kind] if (path / n).exists()):
         shape, dt = _header(path / name)
         files[name] = {"bytes": (path / name).stat().st_size, "shape": list(shape), "dtype": dt,
                        "crc32": file_crc32(path / name)}

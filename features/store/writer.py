@@ -220,7 +220,9 @@ class Writer:
             raise RuntimeError(f"{len(feats)} features for the {n} images of a chunk")
         with np.errstate(over="ignore"):
             bad = [name for name, f in zip(spec.names, feats)
-                   if f.n and not np.isfinite(np.asarray(f.descriptors).astype(self.dtype)).all()]
+                   if (f.n and not np.isfinite(np.asarray(f.descriptors).astype(self.dtype)).all())
+                   or (f.cls_token is not None
+                       and not np.isfinite(np.asarray(f.cls_token).astype(self.dtype)).all())]
         self._refuse_non_finite(spec, bad, "local features")
         counts = [f.n for f in feats]
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -229,8 +231,14 @@ class Writer:
         d = feats[0].dim if feats else 0
         desc = np.concatenate([f.descriptors for f in feats]) if feats else np.zeros((0, d))
         pos = np.concatenate([f.positions for f in feats]) if feats else np.zeros((0, 2))
-        return {"descriptors.npy": desc.astype(self.dtype), "positions.npy": pos.astype(np.float32),
-                "index.npy": index.astype(np.int64).reshape(-1, 4)}
+        arrays = {"descriptors.npy": desc.astype(self.dtype), "positions.npy": pos.astype(np.float32),
+                  "index.npy": index.astype(np.int64).reshape(-1, 4)}
+        tokens = [f.cls_token for f in feats]
+        if any(t is not None for t in tokens):
+            if any(t is None for t in tokens):
+                raise RuntimeError("an extractor gave class tokens for some images of a chunk only")
+            arrays["cls_token.npy"] = np.stack(tokens).astype(self.dtype)
+        return arrays
 
     def _refuse_non_finite(self, spec: ChunkSpec, bad: list[str], what: str) -> None:
         if bad:

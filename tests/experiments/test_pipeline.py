@@ -9,6 +9,7 @@ from benchmarks.base import ImageRef, Query, RetrievalDataset
 from benchmarks.errors import ConfigError
 from experiments import fitted, stages
 from experiments.pipeline import check_available, fit_sets_read, postprocess_chain
+from experiments.validate import check_run
 from features import LocalFeatures
 
 
@@ -142,3 +143,26 @@ def test_the_custom_dataset_runs_offline_by_default(tmp_path):
     GlobalHydra.instance().clear()
     assert cfg.postprocess.fit_on == "demo_holdout" and cfg.aggregator_fit_on == "demo_holdout"
     check_available(cfg, learns=True)                 # nothing missing, nothing to download
+
+
+@pytest.mark.parametrize("preset,name", [("dinov2_vitb14_reg", "vit_base_patch14_reg4_dinov2"),
+                                         ("siglip_vitb16", "vit_base_patch16_siglip_224")])
+def test_a_transformer_preset_without_cached_weights_stops_before_any_work(tmp_path, monkeypatch,
+                                                                           preset, name):
+    """timm weights are downloaded once; a run where they are not cached names them (and how to
+    get them) with the datasets it lacks, before anything is extracted."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from experiments.config import register
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty_cache"))   # nothing cached
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty_cache"))
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        cfg = compose("config", overrides=[f"backbone={preset}"])
+        check_run(cfg)                                                # the settings are sound
+    GlobalHydra.instance().clear()
+    assert cfg.backbone.name == name and cfg.backbone.image_size in (224, 518)
+    with pytest.raises(ConfigError, match=f"backbone weights {name} \\(timm, Hugging Face hub\\): "
+                                          "not cached here"):
+        check_available(cfg, learns=False)

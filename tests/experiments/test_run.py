@@ -366,3 +366,21 @@ def test_a_job_killed_by_a_signal_does_not_end_its_sweep(tmp_path, launcher):
         assert sum(log.count("skipping: configuration") for log in logs) == 3
         assert (pd.read_csv(tmp_path / "multirun" / "default" / "results.csv")["status"] == "ok").all()
     assert not list(store.rglob("set_aside"))                       # nothing stored twice or broken
+
+
+def test_a_random_weights_vit_runs_end_to_end_with_its_class_token(tmp_path):
+    """The token path as a user launches it: patch tokens and class tokens stored, the class
+    token joined with GeM of the patches, PCA-whitened, scored (random weights: the numbers only
+    show the path works)."""
+    store = tmp_path / "store"
+    p = deepagg_run(["backbone=vit_small_random", "backbone.image_size=112", "aggregator=cls_gem",
+                     "postprocess.dim=64", "store.chunk_size=32", "threads=1"], tmp_path, store)
+    (results,) = (tmp_path / "outputs").rglob("results.jsonl")
+    rec = json.loads(results.read_text().splitlines()[-1])
+    assert rec.get("status", "ok") == "ok" and rec["feature_type"] == "tokens" and rec["dim"] == 64
+    assert 0 < rec["metrics"]["mAP"] <= 1
+    (entry,) = (store / "demo").iterdir()
+    assert np.load(entry / "chunk_00000" / "cls_token.npy").shape == (32, 384)
+    _, count, gh, gw = np.load(entry / "chunk_00000" / "index.npy")[0].tolist()
+    assert count == gh * gw and max(gh, gw) == 8          # longest side 112 px = 8 patches of 14
+    assert "vit_small_random" in p.stdout
