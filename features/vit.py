@@ -23,12 +23,17 @@ OWNER = "TokenExtractor"
 
 
 def build_transformer(name: str):
-    """A random-weights timm vision transformer accepting any input size, or ParameterError."""
+    """A random-weights timm vision transformer accepting any input size, or ParameterError. The
+    random weights are drawn with seed 0 (torch's global generator untouched), so a
+    random-weights extractor gives the same features in every process."""
     import timm
+    import torch
     if not timm.is_model(name):
         raise ParameterError("name", name, "not a timm model; see timm.list_models('vit_*')", OWNER)
     try:
-        model = timm.create_model(name, pretrained=False, num_classes=0, dynamic_img_size=True)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = timm.create_model(name, pretrained=False, num_classes=0, dynamic_img_size=True)
     except TypeError:   # models without the argument are no ViT family members
         model = None
     if model is None or not hasattr(model, "forward_intermediates") or not hasattr(model, "blocks"):

@@ -45,6 +45,13 @@ def test_register_tokens_never_become_patches_and_siglip_has_no_class_token():
     assert g.grid == (2, 4) and g.cls_token is None
 
 
+def test_random_weights_are_the_same_in_every_process(vit_s):
+    torch.manual_seed(123)                               # the global generator does not matter
+    again = TokenExtractor("vit_small_patch14_dinov2", image_size=98)
+    image = _photo(98, 98, seed=3)
+    np.testing.assert_array_equal(again([image])[0].descriptors, vit_s([image])[0].descriptors)
+
+
 def test_a_block_is_named_by_index_from_either_end_or_as_blocks_n(vit_s):
     a = TokenExtractor("vit_small_patch14_dinov2", layer=3, image_size=56)
     b = TokenExtractor("vit_small_patch14_dinov2", layer="blocks.3", image_size=56)
