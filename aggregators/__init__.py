@@ -9,7 +9,8 @@ _WHERE = {
     "Aggregator": "base", "SumPooling": "pooling", "MaxPooling": "pooling",
     "L2": "postprocess", "PowerNorm": "postprocess", "PCAWhitening": "postprocess",
     "ClsToken": "cls_token", "CroW": "crow", "FisherVector": "fisher_vector", "GeM": "gem", "RMAC": "rmac",
-    "TriangulationEmbedding": "triangulation", "VLAD": "vlad",
+    "SuperGlobalPooling": "superglobal", "TriangulationEmbedding": "triangulation",
+    "VLAD": "vlad",
 }
 
 __all__ = list(_WHERE)

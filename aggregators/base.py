@@ -28,6 +28,8 @@ class Aggregator(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
 
     #: True for methods defined only on dense maps (R-MAC, CroW).
     requires_grid: ClassVar[bool] = False
+    #: whether it reads a transformer's class token (LocalFeatures.cls_token)
+    requires_cls_token: ClassVar[bool] = False
     #: True for methods that learn from a fitting set (so ``fit`` needs one, and must come first).
     learns: ClassVar[bool] = False
 

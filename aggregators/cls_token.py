@@ -25,6 +25,8 @@ class ClsToken(Aggregator):
     others are refused naming the image.
     """
 
+    requires_cls_token = True
+
     constraints = {"join": OneOf(JOINS), "p": Real(0, low_open=True)}
 
     def __init__(self, join: str = "none", p: float = 4.0):

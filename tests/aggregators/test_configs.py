@@ -86,7 +86,10 @@ def test_demo_aggregation_sweeps_every_aggregator_family_over_deep_and_sift(comp
     swept = {type(instantiate(compose_run(f"aggregator={n}").aggregator))
              for n in params["aggregator"].split(",")}
     dense_only = {c for c in every_class if c.requires_grid}   # R-MAC, CroW: no SIFT
-    assert swept | dense_only == every_class
+    tokens_only = {c for c in every_class if c.requires_cls_token}   # a transformer's CLS
+    assert swept | dense_only | tokens_only == every_class
+    vit = compose_run("experiment=demo_vit").hydra.sweeper.params["aggregator"].split(",")
+    assert tokens_only <= {type(instantiate(compose_run(f"aggregator={n}").aggregator)) for n in vit}
     kinds = {compose_run(f"backbone={b}").backbone._target_ for b in params["backbone"].split(",")}
     assert kinds == {"features.deep.DeepExtractor", "features.sift.SiftExtractor"}
     assert cfg.postprocess.fit_on != cfg.dataset.name
