@@ -88,8 +88,9 @@ def check_available(cfg: DictConfig, learns: bool, swept_datasets=()) -> None:
 
 def missing_files_error(missing: list[str], data_root: str) -> ConfigError:
     """The one error that lists everything missing (lines of ``missing_requirements``)."""
-    return ConfigError(f"cannot run, files are missing (benchmarks live under data_root="
-                       f"{data_root}, or $DEEPAGG_DATA):\n  " + "\n  ".join(missing))
+    where = (f" (benchmarks live under data_root={data_root}, or $DEEPAGG_DATA)"
+             if any(line.startswith("dataset ") for line in missing) else "")
+    return ConfigError(f"cannot run, files are missing{where}:\n  " + "\n  ".join(missing))
 
 
 @contextmanager

@@ -158,6 +158,15 @@ def _load_timm_pretrained(model, name: str) -> str:
     return f"timm:{name}"
 
 
+def _hub_cache() -> str:
+    """The Hugging Face hub cache folder timm's downloads go to."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return "the Hugging Face hub cache"
+    return str(constants.HF_HUB_CACHE)
+
+
 def _timm_cached(name: str) -> bool:
     """Whether timm's pretrained weights of ``name`` are in the Hugging Face hub cache."""
     import timm
@@ -180,8 +189,9 @@ def missing_weights(source: str, name: str, weights: str | None) -> str | None:
     if source == "timm" and weights == TIMM_PRETRAINED:
         if _timm_cached(name):
             return None
-        return (f"backbone weights {name} (timm, Hugging Face hub): not cached here; run once "
-                "online (timm downloads them), or set backbone.weights=/path/to/state_dict.pth")
+        return (f"backbone weights {name} (timm, Hugging Face hub): not cached in {_hub_cache()}; "
+                "run once online (timm downloads them there), or set "
+                "backbone.weights=/path/to/state_dict.pth")
     if source != "torchvision" or _is_random(weights) or weights == OFFLINE_LITE0 or _file(weights):
         return None
     import torch
