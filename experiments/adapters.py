@@ -78,7 +78,7 @@ def instantiate_group(node, group: str, error: type[DeepaggError] = ConfigError,
             raise cause from None
         if isinstance(cause, (TypeError, ValueError)):
             raise error(f"{label or group}: {cause}") from cause
-        if cause is None or isinstance(cause, (ImportError, AttributeError)):
+        if cause is None or isinstance(cause, ImportError):   # a _target_ that does not load
             raise ConfigError(f"{group}: cannot build {node.get('_target_')} ({cause or e})") from e
         raise
 
