@@ -52,10 +52,13 @@ def _dims_text(dims: dict[str, int]) -> str:
 
 
 def _method_labels(df: pd.DataFrame) -> list[str]:
-    """Per row: the aggregator, its feature type where several are plotted, and its re-ranking
-    (``rerank_label``) where some row was re-ranked: "sum (deep) + AQE(k=2)"."""
+    """Per row: the aggregator, its feature type where several are plotted, its scales where
+    several were, and its re-ranking (``rerank_label``) where some row was re-ranked:
+    "sum (deep) + AQE(k=2)", "gem @ 1,0.7071,0.5 mean p=3"."""
     several = df["feature_type"].nunique() > 1
     labels = [f"{a} ({f})" if several else a for a, f in zip(df["aggregator"], df["feature_type"])]
+    if "scales" in df.columns and df["scales"].nunique() > 1:
+        labels = [f"{label} @ {s}" for label, s in zip(labels, df["scales"])]
     if not has_rerank(df):
         return labels
     names = df["rerank_label"] if "rerank_label" in df.columns else reranks(df)

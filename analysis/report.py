@@ -101,6 +101,8 @@ def runs_table(df: pd.DataFrame, dirs: dict[str, Path], base: Path, metric: str)
     columns = {"dataset": df["dataset"], "features": df["feature_type"],
                "extractor": df["extractor"], "aggregator": df["aggregator"],
                "params": df["params"]}
+    if "scales" in df.columns and bool((df["scales"] != "1").any()):
+        columns["scales"] = df["scales"]
     if has_rerank(df):
         columns["rerank"] = df["rerank_label"]
     columns |= {"D": df["dim"].astype(str),

@@ -13,18 +13,21 @@ import pandas as pd
 from analysis.paper import NO_RERANK, PAPER_METRIC, mark_reconstruction, paper_value
 from benchmarks.errors import OutputError
 
-ID_COLUMNS = ["dataset", "extractor", "aggregator", "rerank", "dim", "fit_on"]
+ID_COLUMNS = ["dataset", "extractor", "scales", "aggregator", "rerank", "dim", "fit_on"]
+#: the ``scales`` of a single-scale run (every record of versions without multi-scale runs)
+SINGLE_SCALE = "1"
 TIME_COLUMNS = ["extract_s", "aggregate_s"]
 #: columns that describe a run rather than measure it
-DESCRIPTIVE = ["dataset", "feature_type", "extractor", "aggregator", "aggregator_class", "params",
+DESCRIPTIVE = ["dataset", "feature_type", "extractor", "scales", "aggregator", "aggregator_class",
+               "params",
                "rerank", "rerank_label", "dim", "fit_on", "whiten", "experiment", "config_hash",
                "job_dir", "timestamp", "status", "error"]
 #: candidate row keys of an ablation table, in display order
-METHOD_COLUMNS = ["feature_type", "extractor", "aggregator", "params", "rerank", "rerank_label",
-                  "dim", "fit_on", "whiten"]
+METHOD_COLUMNS = ["feature_type", "extractor", "scales", "aggregator", "params", "rerank",
+                  "rerank_label", "dim", "fit_on", "whiten"]
 #: what makes two runs the same setting apart from their re-ranking
-SETTING_COLUMNS = ["dataset", "feature_type", "extractor", "aggregator", "params", "dim", "fit_on",
-                   "whiten"]
+SETTING_COLUMNS = ["dataset", "feature_type", "extractor", "scales", "aggregator", "params", "dim",
+                   "fit_on", "whiten"]
 PAPER_SUFFIX = " (paper)"
 
 
@@ -39,7 +42,8 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         params = r.get("aggregator_params", {}) or {}
         rerank = r.get("rerank") or NO_RERANK
         row = {"dataset": r.get("dataset", "?"), "feature_type": r.get("feature_type", "deep"),
-               "extractor": r.get("extractor"), "aggregator": r.get("aggregator", "?"),
+               "extractor": r.get("extractor"), "scales": r.get("scales", SINGLE_SCALE),
+               "aggregator": r.get("aggregator", "?"),
                "aggregator_class": r.get("aggregator_class"),
                "params": ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
                "rerank": rerank,
@@ -98,13 +102,21 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
 
 def paper_column(df: pd.DataFrame) -> pd.Series:
     """Per row, the paper's number for the same setting (aggregator, dataset, 256-D, deep
-    features, no re-ranking; mAP, or N-S for UKBench), else NaN."""
+    features, one scale, no re-ranking; mAP, or N-S for UKBench), else NaN."""
     def value(r):
         metric = PAPER_METRIC.get(r["dataset"])
-        v = paper_value(r["aggregator"], r["dataset"], metric, r.get("dim"),
-                        r.get("feature_type", "deep"), r["rerank"]) if metric else None
+        v = row_paper_value(r, r["dataset"], metric) if metric else None
         return float("nan") if v is None else v
     return df.assign(rerank=reranks(df)).apply(value, axis=1) if len(df) else pd.Series(dtype=float)
+
+
+def row_paper_value(r, dataset: str, metric: str) -> float | None:
+    """The paper's number for a frame row's setting (its aggregator, dimension, feature type and
+    re-ranking, at one scale: the paper extracted at one), else None."""
+    if r.get("scales", SINGLE_SCALE) != SINGLE_SCALE:
+        return None
+    return paper_value(r["aggregator"], dataset, metric, r.get("dim"), r.get("feature_type", "deep"),
+                       r["rerank"])
 
 
 def format_table(df: pd.DataFrame) -> str:
@@ -112,7 +124,8 @@ def format_table(df: pd.DataFrame) -> str:
     (3 decimals), the paper's number where the setting is the paper's (column ``paper``),
     extraction and aggregation seconds; ``status`` and ``error`` (its first line) when some
     configuration of a sweep failed."""
-    ids = [c for c in ID_COLUMNS if c in df.columns and (c != "rerank" or has_rerank(df))]
+    ids = [c for c in ID_COLUMNS if c in df.columns and (c != "rerank" or has_rerank(df))
+           and (c != "scales" or bool((df[c] != SINGLE_SCALE).any()))]
     failed = "status" in df.columns and bool((df["status"] != "ok").any())
     out = df[ids + (["status"] if failed else []) + metric_columns(df)].copy()
     if "rerank" in ids:
@@ -195,8 +208,7 @@ def ablation_table(df: pd.DataFrame, metrics: Sequence[str] = ABLATION_METRICS,
             values, refs = {}, {}
             for _, r in sub[sub[metric].notna()].iterrows():  # newest last: it wins
                 values[key_of(r)] = r[metric]
-                refs[key_of(r)] = paper_value(r["aggregator"], dataset, metric, r["dim"],
-                                              r.get("feature_type"), r["rerank"])
+                refs[key_of(r)] = row_paper_value(r, dataset, metric)
             columns[f"{dataset} {metric}"] = [values.get(k, np.nan) for k in keys]
             if paper and any(v is not None for v in refs.values()):
                 columns[f"{dataset} {metric}{PAPER_SUFFIX}"] = [

@@ -12,6 +12,7 @@ from benchmarks.base import RetrievalDataset
 from benchmarks.configs import resolve_dataset
 from benchmarks.errors import ConfigError, DatasetError, DeepaggError, ParameterError
 from features.extractor import Extractor, feature_kind
+from features.multiscale import MultiScaleSource
 from features.source import FeatureSource
 from features.store import FeatureStore
 
@@ -103,11 +104,18 @@ def build_extractor(cfg, device: str = "cpu", precision: str = "fp32",
     return instantiate_group(cfg, "backbone", device=device, precision=precision, decode=decode)
 
 
-def feature_source(cfg, backbone=None, cpu_limit: int | None = None) -> FeatureSource:
+def scales(cfg) -> list[float]:
+    """The scale factors of an app's config (``multiscale.scales``; [1.0] where it has none)."""
+    return [float(s) for s in OmegaConf.select(cfg, "multiscale.scales", default=[1.0])]
+
+
+def feature_source(cfg, backbone=None, cpu_limit: int | None = None
+                   ) -> FeatureSource | MultiScaleSource:
     """The source an app's config describes (``store.*``, ``device``, ``precision``, ``decode``,
-    ``batch_size``, ``num_workers``, ``threads``, ``min_image_side``, and ``shard`` /
-    ``num_shards`` where present; ``backbone`` defaults to ``cfg.backbone``), threads and
-    workers sized to this job (``cpu_limit``: the cores its launcher granted, if it said so)."""
+    ``batch_size``, ``num_workers``, ``threads``, ``min_image_side``, ``multiscale.scales``, and
+    ``shard`` / ``num_shards`` where present; ``backbone`` defaults to ``cfg.backbone``), threads
+    and workers sized to this job (``cpu_limit``: the cores its launcher granted, if it said
+    so). Scales other than [1] give a MultiScaleSource (one store entry per scale)."""
     from features import resources
     backbone: Mapping = plain(cfg.backbone if backbone is None else backbone)
     _, workers = resources.apply(cfg.threads, cfg.num_workers, cfg.device, feature_kind(backbone),
@@ -115,9 +123,10 @@ def feature_source(cfg, backbone=None, cpu_limit: int | None = None) -> FeatureS
     st = cfg.store
     store = FeatureStore(st.root, st.dtype, st.chunk_size, st.verify_checksums,
                          st.get("verify_images", False))
-    return FeatureSource(
+    source = FeatureSource(
         store, backbone, lambda: build_extractor(backbone, cfg.device, cfg.precision, cfg.decode),
         precision=cfg.precision, decode=cfg.decode,
         batch_size=resources.batch_size(cfg.batch_size, cfg.device), num_workers=workers,
         min_image_side=cfg.min_image_side,
         shard=(int(cfg.get("shard", 0)), int(cfg.get("num_shards", 1))))
+    return source if scales(cfg) == [1.0] else MultiScaleSource(source, scales(cfg))

@@ -27,12 +27,21 @@ class PostprocessConfig:
 
 
 @dataclass
+class MultiscaleConfig:
+    """Extraction at several scales, each aggregated, then combined (aggregators/scales.py)."""
+    scales: list = field(default_factory=lambda: [1.0])   # image scale factors; [1]: single scale
+    combine: str = "mean"                     # mean | sum | max (max: SuperGlobal's Scale-GeM)
+    p: float = 1.0                            # power of ``mean`` (cirtorch: GeM's p)
+
+
+@dataclass
 class RunConfig(ExecutionSettings):
     backbone: Any = MISSING
     dataset: Any = MISSING
     aggregator: Any = MISSING
     rerank: Any = MISSING
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    multiscale: MultiscaleConfig = field(default_factory=MultiscaleConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     aggregator_fit_on: str = "${postprocess.fit_on}"  # dataset learned aggregators are fitted on
     max_fit_images: Optional[int] = None      # cap on fitting images (null: all)
@@ -53,6 +62,7 @@ class ExtractConfig(ExecutionSettings):
     backbone: Any = MISSING
     dataset: Any = MISSING
     store: StoreConfig = field(default_factory=StoreConfig)
+    multiscale: MultiscaleConfig = field(default_factory=MultiscaleConfig)  # extracts every scale
     data_root: str = "data"
     fit_on: list = field(default_factory=list)   # also extract these datasets (PCA / codebook sets);
     #   conf/extract.yaml defaults it to the dataset's own fit_on

@@ -1,5 +1,6 @@
 """``deepagg-extract``: fill the feature store for a dataset (its queries and fitting sets too),
-the work shared by any number of jobs (conf/extract.yaml).
+at every scale of ``multiscale.scales``, the work shared by any number of jobs
+(conf/extract.yaml).
 
 Every job takes the chunks no other job holds (per-chunk locks), so N jobs of a Hydra launcher
 (``-m shard=0,1,2,3 num_shards=4``, joblib on one machine, submitit on SLURM) extract each chunk
@@ -28,10 +29,11 @@ def extract(cfg: DictConfig) -> dict:
     from experiments.pipeline import missing_files_error
     from experiments.adapters import build_dataset, dataset_config, feature_source, plain
     from experiments.config import ExtractConfig
-    from experiments.validate import check_backbone, check_execution, check_schema
+    from experiments.validate import check_backbone, check_execution, check_multiscale, check_schema
     check_schema(cfg, ExtractConfig)
     check_execution(cfg)
     check_backbone(cfg.backbone)
+    check_multiscale(cfg)
     if not (0 <= cfg.shard < cfg.num_shards):
         from benchmarks.errors import ConfigError
         raise ConfigError(f"shard={cfg.shard}: must be in [0, num_shards={cfg.num_shards})")

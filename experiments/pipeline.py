@@ -18,7 +18,8 @@ from experiments.adapters import build_dataset, dataset_config, plain
 from benchmarks.evaluation import check_scorable
 from benchmarks.errors import ConfigError, ParameterError
 from experiments import stages
-from experiments.validate import instantiate_checked
+from experiments.validate import instantiate_checked, scale_combination
+from features.multiscale import MultiScaleSource
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +137,13 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
 
     With ``store.local_features=discard`` the database's local features are never stored: its
     images stream through the extractor, the fitted aggregator and the fitted chain, and only the
-    final D-dimensional descriptors are kept (in the store, so a later run reads them)."""
+    final D-dimensional descriptors are kept (in the store, so a later run reads them).
+
+    A MultiScaleSource (``multiscale.scales``) serves every scale; each is aggregated and the
+    scales are combined (``multiscale.combine``) before post-processing."""
     watch = stages.Stopwatch()
     discard = cfg.store.local_features == "discard"
+    combination = scale_combination(cfg) if isinstance(source, MultiScaleSource) else None
     with watch("total_s"):
         dataset = build_dataset(cfg.dataset)
         check_scorable(dataset)
@@ -173,31 +178,37 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         if pca_set is not None and pca_set.name == dataset.name:
             # PCA learned on the test set itself: every raw descriptor is needed first
             with watch("aggregate_s"):
-                X_raw, x_empty = stages.encode(agg, test.database, names, cfg.empty_images)
+                X_raw, x_empty = stages.encode(agg, test.database, names, cfg.empty_images,
+                                               combination=combination)
             with watch("postprocess_s"), config_path("postprocess"):
                 chain.fit(X_raw[~x_empty])
                 X = chain.transform(X_raw)
             del X_raw
         else:
+            settings = OmegaConf.to_container(cfg.postprocess, resolve=True)
+            if combination is not None:   # the chain is fitted on combined descriptors
+                settings["multiscale"] = OmegaConf.to_container(cfg.multiscale, resolve=True)
             with watch("postprocess_s"), config_path("postprocess"):
-                chain, chain_key = stages.fit_postprocess(
-                    chain, agg, agg_key, OmegaConf.to_container(cfg.postprocess, resolve=True),
-                    pca_set, cache_root)
+                chain, chain_key = stages.fit_postprocess(chain, agg, agg_key, settings, pca_set,
+                                                          cache_root, combination)
             if discard:
+                # multi-scale: each scale's aggregated rows are stored, keyed by the aggregator
+                key = (f"{agg_key}|{cfg.store.dtype}|per-scale" if combination is not None
+                       else f"{chain_key}|{cfg.store.dtype}")
                 with watch("extract_s"):
                     X, x_empty = stages.stream_descriptors(
-                        source, dataset, agg, chain, f"{chain_key}|{cfg.store.dtype}",
-                        cfg.empty_images, cfg.store.dtype)
+                        source, dataset, agg, chain, key, cfg.empty_images, cfg.store.dtype,
+                        combination)
             else:
                 with watch("aggregate_s"):   # post-processed batch by batch: only D-dim rows kept
                     X, x_empty = stages.encode(agg, test.database, names, cfg.empty_images,
-                                               chain.transform)
+                                               chain.transform, combination=combination)
         with watch("aggregate_s"):
             extra, extra_empty = np.zeros((0, X.shape[1]), np.float32), np.zeros(0, bool)
             if len(test.query_index):
                 qnames = [dataset.queries[i].image.name for i in test.query_index]
                 extra, extra_empty = stages.encode(agg, test.queries, qnames, cfg.empty_images,
-                                                   chain.transform)
+                                                   chain.transform, combination=combination)
             X[x_empty], extra[extra_empty] = 0.0, 0.0   # no local features: matches nothing
             Q, _ = stages.query_matrix(dataset, X, x_empty, extra, extra_empty, test.query_index)
 

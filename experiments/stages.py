@@ -17,7 +17,9 @@ import numpy as np
 
 from benchmarks.base import RetrievalDataset
 from benchmarks.errors import ConfigError
+from aggregators.scales import combine_scales
 from features import LocalFeatures
+from features.multiscale import MultiScaleFeatures, MultiScaleSource
 from features.store import DescriptorRows
 
 log = logging.getLogger(__name__)
@@ -86,13 +88,29 @@ def sample_indices(n: int, cap: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
 
 
-def non_empty(feats: Sequence[LocalFeatures], dataset: str) -> Sequence[LocalFeatures]:
-    """A fitting set without its images that have no local features (a warning says how many)."""
-    kept = [f for f in feats if f.n > 0]
-    if len(kept) < len(feats):
-        log.warning("%s: %d of %d fitting images have no local features and are skipped",
-                    dataset, len(feats) - len(kept), len(feats))
-    return feats if len(kept) == len(feats) else kept
+def non_empty(feats: Sequence[LocalFeatures] | MultiScaleFeatures, dataset: str
+              ) -> Sequence[LocalFeatures] | MultiScaleFeatures:
+    """A fitting set without its images that have no local features (at some scale, for
+    multi-scale ones); a warning says how many."""
+    kept = np.flatnonzero(_counts(feats) > 0)
+    if len(kept) == len(feats):
+        return feats
+    log.warning("%s: %d of %d fitting images have no local features and are skipped",
+                dataset, len(feats) - len(kept), len(feats))
+    return _subset(feats, kept)
+
+
+def _subset(feats, indices: Sequence[int]):
+    """The images ``indices`` of a feature sequence (their features read now)."""
+    if isinstance(feats, MultiScaleFeatures):
+        return feats.subset(indices)
+    return [feats[int(i)] for i in indices]
+
+
+def fitted_features(feats) -> Sequence[LocalFeatures]:
+    """What an aggregator is fitted on: the features themselves, or every scale's of
+    multi-scale ones (the features it will encode)."""
+    return feats.flat() if isinstance(feats, MultiScaleFeatures) else feats
 
 
 def load_fit_set(source, dataset: RetrievalDataset, cap: int | None, seed: int) -> FitSet:
@@ -101,7 +119,7 @@ def load_fit_set(source, dataset: RetrievalDataset, cap: int | None, seed: int) 
     idx = sample_indices(len(feats), cap, seed)
 
     def read() -> Sequence[LocalFeatures]:
-        chosen = feats if len(idx) == len(feats) else [feats[i] for i in idx]
+        chosen = feats if len(idx) == len(feats) else _subset(feats, idx)
         return non_empty(chosen, dataset.name)
     identity = f"{_content(feats, dataset.name)}|{len(feats)}|cap={cap}|seed={seed}"
     return FitSet(dataset.name, read, identity)
@@ -129,42 +147,52 @@ def fit_aggregator(agg, fit_set: FitSet | None, cache_root=None):
     from experiments import fitted
     key = fitted.fit_key(fitted.estimator_description(agg), fit_set.identity if fit_set else "-")
     if agg.learns:
-        agg = fitted.cached_fit(cache_root, type(agg).__name__, key, lambda: agg.fit(fit_set.features),
+        agg = fitted.cached_fit(cache_root, type(agg).__name__, key,
+                                lambda: agg.fit(fitted_features(fit_set.features)),
                                 expected=type(agg))
     return agg, key
 
 
 def fit_postprocess(chain, agg, agg_key: str, settings: dict, pca_set: FitSet | None,
-                    cache_root=None):
-    """(the post-processing chain fitted on ``pca_set`` encoded by ``agg``, or stateless without
-    one; its fit key). ``settings``: the postprocess config, part of the key."""
+                    cache_root=None, combination=None):
+    """(the post-processing chain fitted on ``pca_set`` encoded by ``agg`` (and its scales
+    combined by ``combination``), or stateless without one; its fit key). ``settings``: the
+    postprocess config (and the scale combination's), part of the key."""
     from experiments import fitted
     key = fitted.fit_key({"aggregator": agg_key, "postprocess": settings},
                          pca_set.identity if pca_set else "-")
     if pca_set is None:   # stateless steps only: they transform without fit (requires_fit=False)
         return chain, key
     chain = fitted.cached_fit(cache_root, "postprocess", key, lambda: chain.fit(
-        encode(agg, pca_set.features, empty_images="zero")[0]), expected=type(chain))
+        encode(agg, pca_set.features, empty_images="zero", combination=combination)[0]),
+        expected=type(chain))
     return chain, key
 
 
 # ----------------------------------------------------------------------------- encode
-def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = None,
-           empty_images: str = "error", then: Callable[[np.ndarray], np.ndarray] | None = None,
-           batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def encode(agg, feats: Sequence[LocalFeatures] | MultiScaleFeatures,
+           names: Sequence[str] | None = None, empty_images: str = "error",
+           then: Callable[[np.ndarray], np.ndarray] | None = None, batch: int = 128,
+           combination=None) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) descriptors and the (N,) mask of images without local features, ``batch`` images at
     a time; ``then`` (post-processing) is applied to each batch, so only its output is kept.
-    Images without features stop the run (``empty_images=error``, naming them) or get a zero row
-    (``zero``) that matches nothing."""
-    empty = _counts(feats) == 0
+    Multi-scale features are aggregated scale by scale and combined by ``combination``
+    (aggregators.scales.ScaleCombination). Images without features stop the run
+    (``empty_images=error``, naming them) or get a zero row (``zero``) that matches nothing."""
+    multiscale = isinstance(feats, MultiScaleFeatures)
+    if multiscale and combination is None:
+        raise ValueError("encode: multi-scale features need a scale combination")
+    counts = _counts(feats)
+    empty = counts == 0
     _check_empty(empty, names, empty_images)
     out: np.ndarray | None = None
     for s in range(0, len(feats), batch):
         chunk = list(feats[s:s + batch])
-        ok = [i for i, f in enumerate(chunk) if f.n > 0]
+        ok = [i for i in range(len(chunk)) if counts[s + i] > 0]
         if not ok:
             continue
-        rows = agg.transform([chunk[i] for i in ok])
+        items = [chunk[i] for i in ok]
+        rows = combine_scales(agg, items, combination) if multiscale else agg.transform(items)
         if then is not None:
             rows = then(rows)
         if out is None:
@@ -176,7 +204,8 @@ def encode(agg, feats: Sequence[LocalFeatures], names: Sequence[str] | None = No
 
 
 def _counts(feats: Sequence[LocalFeatures]) -> np.ndarray:
-    """(N,) local features per image: from a store's indexes, without reading the features."""
+    """(N,) local features per image: from a store's indexes, without reading the features
+    (multi-scale: the fewest at any scale)."""
     if hasattr(feats, "counts"):
         return feats.counts()
     return np.array([f.n for f in feats], dtype=np.int64)
@@ -211,7 +240,8 @@ class EncodedChunks:
     """A store ChunkSource of final descriptors: the local features of ``images`` (a
     features.source.ImageChunks) stream from the extractor, are rounded to the store's ``dtype``
     (as stored ones would be, so both modes encode the same numbers) and are encoded chunk by
-    chunk by ``agg`` and ``chain``; the local features are never stored."""
+    chunk by ``agg`` and ``chain`` (None: the aggregator's rows as they are, one scale of a
+    multi-scale run); the local features are never stored."""
 
     def __init__(self, images, agg, chain, dtype: str):
         self.images, self.agg, self.chain, self.dtype = images, agg, chain, dtype
@@ -229,27 +259,61 @@ class EncodedChunks:
         feats = [LocalFeatures(f.descriptors.astype(self.dtype), f.positions, f.grid) for f in feats]
         empty = np.array([f.n == 0 for f in feats], bool)
         ok = np.flatnonzero(~empty)
+        chain = self.chain.transform if self.chain is not None else (lambda rows: rows)
         if len(ok):
-            rows = self.chain.transform(self.agg.transform([feats[i] for i in ok]))
+            rows = chain(self.agg.transform([feats[i] for i in ok]))
         else:   # the chain's width without any image to encode
-            rows = self.chain.transform(np.zeros((1, self.agg.output_dim(feats[0].dim)), np.float32))[:0]
+            rows = chain(np.zeros((1, self.agg.output_dim(feats[0].dim)), np.float32))[:0]
         out = np.zeros((len(feats), rows.shape[1]), np.float32)
         out[ok] = rows
         return DescriptorRows(out, empty)
 
 
 def stream_descriptors(source, dataset: RetrievalDataset, agg, chain, encoder_key: str,
-                       empty_images: str = "error", dtype: str = "float16"
+                       empty_images: str = "error", dtype: str = "float16", combination=None
                        ) -> tuple[np.ndarray, np.ndarray]:
     """(N, D) final descriptors of the database without storing its local features, and the
     (N,) mask of images without local features: the images stream through the extractor,
     ``agg`` and ``chain`` (EncodedChunks), and only the descriptors are stored (float32, keyed by
-    the extractor, the images and ``encoder_key``; resumable like any entry)."""
-    chunks = EncodedChunks(source.chunks(dataset.images), agg, chain, dtype)
-    X, empty = source.descriptors(dataset.name, chunks, encoder_key).read()
-    _check_empty(empty, chunks.names, empty_images)
+    the extractor, the images and ``encoder_key``; resumable like any entry).
+
+    A MultiScaleSource stores each scale's aggregated rows (``encoder_key`` then keys what
+    aggregated them); they are combined by ``combination`` and post-processed chunk by chunk,
+    so memory holds the (N, D) result and one chunk of each scale."""
+    if isinstance(source, MultiScaleSource):
+        per_scale = [s.descriptors(dataset.name, EncodedChunks(s.chunks(dataset.images), agg, None,
+                                                              dtype), encoder_key)
+                     for s in source.sources]
+        X, empty = combined_descriptors(per_scale, combination, chain)
+        names = [im.name for im in dataset.images]
+    else:
+        chunks = EncodedChunks(source.chunks(dataset.images), agg, chain, dtype)
+        X, empty = source.descriptors(dataset.name, chunks, encoder_key).read()
+        names = chunks.names
+    _check_empty(empty, names, empty_images)
     if empty.all():   # as ``encode`` says for stored local features
         raise ConfigError("no image of the set has local features: nothing to encode")
+    return X, empty
+
+
+def combined_descriptors(per_scale, combination, chain) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) ``chain(combination(scale rows))`` of S stored per-scale descriptor entries read
+    chunk by chunk in step, and the (N,) mask of images empty at some scale (zero rows)."""
+    X = empty = None
+    for parts in zip(*(p.row_chunks() for p in per_scale)):
+        lo = parts[0][0]
+        mask = np.any([m for _, _, m in parts], axis=0)
+        ok = np.flatnonzero(~mask)
+        rows = chain.transform(combination([r[ok] for _, r, _ in parts])) if len(ok) else None
+        if X is None:
+            width = rows.shape[1] if rows is not None else chain.transform(
+                np.zeros((1, parts[0][1].shape[1]), np.float32)).shape[1]
+            X, empty = np.zeros((len(per_scale[0]), width), np.float32), np.zeros(len(per_scale[0]), bool)
+        if rows is not None:
+            X[lo + ok] = rows
+        empty[lo:lo + len(mask)] = mask
+    if X is None:
+        return np.zeros((0, 0), np.float32), np.zeros(0, bool)
     return X, empty
 
 

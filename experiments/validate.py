@@ -58,12 +58,49 @@ def check_backbone(backbone) -> None:
     try:
         if {"resize", "image_size", "interpolation"} <= set(node):
             check_resize_settings(cls.__name__, node["resize"], node["image_size"], node["interpolation"])
+        if "scale" in node:
+            from features.deep import check_scale
+            check_scale(node["scale"], cls.__name__)
         if {"source", "name", "weights"} <= set(node):
             check_weights(node["source"], node["name"], node["weights"], files=False)
         elif target == "features.vit.TokenExtractor" and "weights" in node:
             check_weights("timm", node.get("name", ""), node["weights"], files=False)
     except ParameterError as e:
         raise e.with_prefix("backbone") from None
+
+
+def scale_combination(cfg):
+    """The ScaleCombination of ``multiscale`` (ParameterError naming ``multiscale.KEY``)."""
+    from aggregators.scales import ScaleCombination
+    try:
+        return ScaleCombination(cfg.multiscale.combine, cfg.multiscale.p)
+    except ParameterError as e:
+        raise e.with_prefix("multiscale") from None
+
+
+def check_multiscale(cfg) -> None:
+    """``multiscale``: scales that can work, a combination that exists, and a backbone that
+    resizes by a ``scale`` (the deep extractors) when there is more than the one scale 1."""
+    from hydra.utils import get_class
+
+    from features.multiscale import check_scales
+    try:
+        scales = check_scales(list(cfg.multiscale.scales))
+    except ParameterError as e:
+        raise e.with_prefix("multiscale") from None
+    scale_combination(cfg)
+    if scales == [1.0]:
+        return
+    node = dict(plain(cfg.backbone))
+    accepted = set(inspect.signature(get_class(node["_target_"])).parameters)
+    if "scale" not in accepted:
+        raise ConfigError(f"multiscale.scales={scales}: the backbone ({node['_target_']}) cannot "
+                          "resize by a scale; multi-scale extraction is for the deep extractors "
+                          "(features.deep.DeepExtractor, features.vit.TokenExtractor). Use "
+                          "multiscale=single")
+    if node.get("scale", 1.0) != 1.0:
+        raise ConfigError(f"backbone.scale={node['scale']} and multiscale.scales={scales}: set one "
+                          "of them (multiscale.scales already resizes the image by each scale)")
 
 
 def instantiate_checked(node, group: str):
@@ -101,6 +138,7 @@ def check_run(cfg: DictConfig) -> None:
     check_schema(cfg, RunConfig)
     check_execution(cfg)
     check_backbone(cfg.backbone)
+    check_multiscale(cfg)
     from features.store import check_dataset_name
     check_dataset_name(str(cfg.dataset.name))
     instantiate_checked(cfg.aggregator, "aggregator")

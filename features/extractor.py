@@ -39,6 +39,9 @@ class Extractor(Protocol):
 #: run settings that change features; each enters the store identity only when it differs from
 #: this value, which reproduces the features of versions that did not have the setting
 RUN_SETTINGS = {"precision": "fp32", "decode": "pil"}
+#: backbone keys left out of the store identity at this value (the features of versions without
+#: the key): ``scale`` 1 is the image as the resize policy gives it
+NEUTRAL_KEYS = {"scale": 1.0}
 #: ``_target_`` -> the ``kind`` the store identity of earlier versions used (keeps their stores)
 _IDENTITY_KINDS = {"features.deep.DeepExtractor": "deep", "features.sift.SiftExtractor": "sift",
                    "features.vit.TokenExtractor": "tokens"}
@@ -46,9 +49,11 @@ _IDENTITY_KINDS = {"features.deep.DeepExtractor": "deep", "features.sift.SiftExt
 
 def extractor_identity(cfg, **run_settings) -> dict:
     """What determines the features of a ``backbone`` config, known without building the model:
-    every key of the resolved config but ``_target_`` (which becomes ``kind``), plus the run
-    settings of ``RUN_SETTINGS`` that differ from their defaults."""
-    node = dict(cfg)
+    every key of the resolved config but ``_target_`` (which becomes ``kind``) and those of
+    ``NEUTRAL_KEYS`` at their neutral value, plus the run settings of ``RUN_SETTINGS`` that
+    differ from their defaults."""
+    node = {k: v for k, v in dict(cfg).items()
+            if not (k in NEUTRAL_KEYS and v == NEUTRAL_KEYS[k])}
     target = node.pop("_target_", None)
     if target is None:
         raise ValueError("a backbone config needs a _target_ (e.g. features.deep.DeepExtractor)")

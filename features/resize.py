@@ -12,11 +12,13 @@ INTERPOLATIONS = {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "nearest
 RESIZE_POLICIES = ("square", "max_side", "none")
 
 
-def resized_size(w: int, h: int, resize: str, image_size: int, multiple: int = 1) -> tuple[int, int]:
+def resized_size(w: int, h: int, resize: str, image_size: int, multiple: int = 1,
+                 scale: float = 1.0) -> tuple[int, int]:
     """(width, height) after the resize policy: ``square`` (aspect ratio not kept, as the paper's
-    586 x 586), ``max_side`` (longest side = image_size, aspect kept), ``none``; with
-    ``multiple`` > 1 (a vision transformer's patch size) each side is then rounded to the nearest
-    multiple of it (at least one)."""
+    586 x 586), ``max_side`` (longest side = image_size, aspect kept), ``none``; then, with
+    ``scale`` != 1 (one scale of a multi-scale extraction), each side times ``scale``, rounded
+    (at least 1); with ``multiple`` > 1 (a vision transformer's patch size) each side is finally
+    rounded to the nearest multiple of it (at least one)."""
     if resize == "square":
         size = image_size, image_size
     elif resize == "max_side":
@@ -26,6 +28,8 @@ def resized_size(w: int, h: int, resize: str, image_size: int, multiple: int = 1
         size = w, h
     else:
         raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}")
+    if scale != 1:
+        size = tuple(max(1, round(side * scale)) for side in size)
     if multiple == 1:
         return size
     return tuple(max(multiple, round(side / multiple) * multiple) for side in size)
@@ -43,7 +47,8 @@ def check_resize_settings(owner: str, resize: str, image_size, interpolation: st
 
 
 def resize_image(image: Image.Image, resize: str, image_size: int, interpolation: str,
-                 multiple: int = 1) -> Image.Image:
-    """The PIL image after the resize policy (the same object when the size does not change)."""
-    size = resized_size(image.width, image.height, resize, image_size, multiple)
+                 multiple: int = 1, scale: float = 1.0) -> Image.Image:
+    """The PIL image after the resize policy and ``scale`` (one resampling of the original; the
+    same object when the size does not change)."""
+    size = resized_size(image.width, image.height, resize, image_size, multiple, scale)
     return image if size == image.size else image.resize(size, INTERPOLATIONS[interpolation])

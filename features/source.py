@@ -148,6 +148,17 @@ class FeatureSource:
             log.info("extractor: %s", getattr(self._extractor, "weights_provenance", self.kind))
         return self._extractor
 
+    def at_scale(self, scale: float) -> "FeatureSource":
+        """The source of this backbone's features at ``scale`` (its config's ``scale``; 1: this
+        very entry), sharing this source's store, settings and extractor (``at_scale`` of it)."""
+        backbone = {k: v for k, v in dict(self.backbone).items() if k != "scale"}
+        if scale != 1:
+            backbone["scale"] = float(scale)
+        make = None if self.make_extractor is None else lambda: self.extractor().at_scale(scale)
+        return FeatureSource(self.store, backbone, make, self.precision, self.decode,
+                             self.batch_size, self.num_workers, self.min_image_side, self.shard,
+                             self.progress)
+
     def stream(self, items: Sequence[ImageItem], chunks: Iterable[ChunkSpec] | None = None
                ) -> Iterator[tuple[ChunkSpec, list[LocalFeatures]]]:
         """The input pipeline's face: ``for chunk, feats in source.stream(items)`` extracts the

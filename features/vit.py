@@ -76,6 +76,8 @@ class TokenExtractor(DeviceExtractor):
     resize, image_size, interpolation: as for every extractor; ``resize=none`` is refused (a
              transformer needs sides that are multiples of its patch size) and ``image_size``
              must be such a multiple.
+    scale:   image sides times it after the resize policy, then rounded to the patch size (one
+             scale of a multi-scale run, ``multiscale.scales``).
     """
 
     kind: ClassVar[str] = "tokens"
@@ -84,7 +86,8 @@ class TokenExtractor(DeviceExtractor):
                  norm: bool = True, weights: str | None = None, resize: str = "max_side",
                  image_size: int = 518, interpolation: str = "bicubic",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-                 device: str = "cpu", precision: str = "fp32", decode: str = "pil"):
+                 scale: float = 1.0, device: str = "cpu", precision: str = "fp32",
+                 decode: str = "pil"):
         from features.weights import load_weights
         model = build_transformer(name)
         patch = model.patch_embed.patch_size
@@ -101,7 +104,7 @@ class TokenExtractor(DeviceExtractor):
         self._set_common(OWNER, resize, image_size, interpolation,
                          config.get("mean", (0.5,) * 3) if mean is None else mean,
                          config.get("std", (0.5,) * 3) if std is None else std,
-                         device, precision, decode)
+                         device, precision, decode, scale)
         self.name, self.norm, self.weights = name, norm, weights
         self.block = block_index(layer, len(model.blocks))
         self.layer = layer

@@ -19,14 +19,16 @@ step() {   # step NAME LIMIT_S COMMAND...: run it, keep its output, go on whatev
 { nvidia-smi; python3 --version; python3 -c "import torch; print('torch', torch.__version__)"; } \
   > "$OUT/machine.txt" 2>&1
 step install 60 python3 -m pip install -q --no-deps --no-build-isolation -e .
-step rounding 30 python3 -c "from analysis.machine import rounding_context; print(rounding_context('cuda'))"
-step cuda_tests 100 python3 -m pytest -q -p no:cacheprovider tests/aggregators/test_device.py \
+step rounding 20 python3 -c "from analysis.machine import rounding_context; print(rounding_context('cuda'))"
+step cuda_tests 90 python3 -m pytest -q -p no:cacheprovider tests/aggregators/test_device.py \
   tests/benchmarks/test_search.py -k "cuda or device"
-step extract_lite0 100 python3 perf/extraction_speed.py --device cuda --preset lite0 --n 64 \
+step extract_lite0 80 python3 perf/extraction_speed.py --device cuda --preset lite0 --n 64 \
   --precision fp32,bf16 --decode pil,torchvision
 # the paper preset needs torchvision's VGG-19 weights in the machine's cache (no download there)
-step extract_vgg19 60 python3 perf/extraction_speed.py --device cuda --preset vgg19 --n 32 --precision fp32,bf16
-# ViT token extraction: added here with the token extractors (issue 16)
-step aggregators 80 python3 perf/aggregator_speed.py --device cuda --quick
-step search 80 python3 perf/search_speed.py --device cuda --repeats 2
+step extract_vgg19 50 python3 perf/extraction_speed.py --device cuda --preset vgg19 --n 32 --precision fp32,bf16
+# DINOv2 ViT-S/14 and ViT-B/14 tokens at 518 px (random weights: the speed does not depend on them)
+step extract_vit 60 python3 perf/extraction_speed.py --device cuda --preset vit --n 64 --precision fp32,bf16
+step multiscale 40 python3 perf/multiscale_cost.py --device cuda --preset lite0 --n 64 --workers 4
+step aggregators 60 python3 perf/aggregator_speed.py --device cuda --quick
+step search 60 python3 perf/search_speed.py --device cuda --repeats 2
 log "done; figures in $OUT"

@@ -1,12 +1,14 @@
 """Extraction throughput: the input pipeline alone, the model alone, both together, and the usual
 plain batch-1 loop, side by side in one run.
 
-    python perf/extraction_speed.py [--preset lite0|vgg19|both] [--device cpu|cuda]
+    python perf/extraction_speed.py [--preset lite0|vgg19|vits14|vitb14|both|vit] [--device cpu|cuda]
                                     [--n 96] [--batch-size 4] [--workers auto|N]
                                     [--precision fp32,bf16] [--decode pil,torchvision]
 
 Images are real JPEG files written first into a temporary folder (bundled photos: 384 x 288 views
-for lite0, 1024 x 768 for vgg19, so that decoding costs what a benchmark's files cost). For each
+for lite0, 1024 x 768 for vgg19 and the ViTs, so that decoding costs what a benchmark's files
+cost). ``both`` is lite0 and vgg19; ``vit`` is DINOv2 ViT-S/14 and ViT-B/14 (random weights) at
+518 px (37 x 28 patches), patch tokens of the last block after the norm. For each
 preset, precision and decoder it prints images/s of
 
 - input:   decode + resize in the DataLoader worker processes, nothing else;
@@ -15,7 +17,8 @@ preset, precision and decoder it prints images/s of
 - loop:    a plain batch-1 loop (decode, resize, forward, one image at a time, no workers);
 
 and the ratios ``both / min(input, model)`` (the goal: >= 0.9) and ``both / loop``.
-VGG-19 runs with random weights (speed does not depend on them); Lite0 with its offline weights.
+VGG-19 and the ViTs run with random weights (speed does not depend on them); Lite0 with its
+offline weights.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ from features import resources  # noqa: E402
 from features.deep import DeepExtractor  # noqa: E402
 from features.input_pipeline import stream, stream_chunks  # noqa: E402
 from features.source import ImageItem  # noqa: E402
+from features.vit import TokenExtractor  # noqa: E402
 
 PRESETS = {
     "lite0": dict(kwargs={}, size=(384, 288), label="EfficientNet-Lite0 bn2, 384 px (offline weights)"),
@@ -46,7 +50,18 @@ PRESETS = {
                               resize="square", image_size=586, ceil_mode=True,
                               mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
                   size=(1024, 768), label="VGG-19 conv5_4, 586 x 586 (the paper's preset)"),
+    "vits14": dict(kwargs=dict(name="vit_small_patch14_dinov2", image_size=518), size=(1024, 768),
+                   label="DINOv2 ViT-S/14 tokens, 518 px (random weights)", tokens=True),
+    "vitb14": dict(kwargs=dict(name="vit_base_patch14_dinov2", image_size=518), size=(1024, 768),
+                   label="DINOv2 ViT-B/14 tokens, 518 px (random weights)", tokens=True),
 }
+GROUPS = {"both": ["lite0", "vgg19"], "vit": ["vits14", "vitb14"]}
+
+
+def build(preset: dict, **settings):
+    """The preset's extractor (TokenExtractor for the ViTs, DeepExtractor otherwise)."""
+    cls = TokenExtractor if preset.get("tokens") else DeepExtractor
+    return cls(**settings, **preset["kwargs"])
 
 
 @dataclass(frozen=True)
@@ -87,13 +102,16 @@ def sync(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def model_alone(ex: DeepExtractor, shape, batch: int, repeats: int) -> float:
+def model_alone(ex, shape, batch: int, repeats: int) -> float:
+    """The forward pass on a ready tensor, its output brought to the CPU (a CNN's map; a ViT's
+    tokens as LocalFeatures, what its forward hands back)."""
+    forward = ex.map_batch if hasattr(ex, "map_batch") else ex.features_of
     x = torch.rand((batch, 3, *shape), device=ex.device)
-    ex.map_batch(x)                                          # warm-up (cuDNN autotune, oneDNN)
+    forward(x)                                               # warm-up (cuDNN autotune, oneDNN)
     sync(ex.device)
     t = time.perf_counter()
     for _ in range(repeats):
-        ex.map_batch(x)
+        forward(x)
     sync(ex.device)
     return rate(batch * repeats, time.perf_counter() - t)
 
@@ -120,7 +138,7 @@ def batch1_loop(ex: DeepExtractor, items) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--preset", choices=("lite0", "vgg19", "both"), default="both")
+    ap.add_argument("--preset", choices=(*PRESETS, *GROUPS), default="both")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--n", type=int, default=96, help="images per measurement")
     ap.add_argument("--batch-size", type=int, default=None, help="default: deepagg's (1 on the CPU, 32 on CUDA)")
@@ -137,7 +155,7 @@ def main() -> None:
     print("| preset | precision | decode | input img/s | model img/s | both img/s | both / min(input, model) "
           "| batch-1 loop img/s | both / loop |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|")
-    presets = ["lite0", "vgg19"] if args.preset == "both" else [args.preset]
+    presets = GROUPS.get(args.preset, [args.preset])
     with tempfile.TemporaryDirectory() as tmp:
         for name in presets:
             p = PRESETS[name]
@@ -147,7 +165,7 @@ def main() -> None:
             items = write_jpegs(folder, n, p["size"])
             for decode in args.decode.split(","):
                 for precision in args.precision.split(","):
-                    ex = DeepExtractor(device=args.device, precision=precision, decode=decode, **p["kwargs"])
+                    ex = build(p, device=args.device, precision=precision, decode=decode)
                     prep = ex.preparer()
                     shape = prep(items[1]).shape[:2] if decode == "pil" else (
                         prep(items[1]).size[1], prep(items[1]).size[0])

@@ -122,18 +122,24 @@ class StoredDescriptors(StoredChunks):
 
     def read(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, D) float32 descriptors and the (N,) mask of images without local features (zero
-        rows), every chunk checked first like any read and copied out at once (no file stays
-        open: an entry may have more chunks than a process may open files)."""
+        rows), every chunk checked first like any read."""
         X = empty = None
-        for c in range(len(self._dirs)):
-            arrays = self._arrays(c)
-            rows, mask = arrays["descriptors.npy"], arrays["empty.npy"]
+        for lo, rows, mask in self.row_chunks():
             if X is None:
                 X = np.zeros((self._n, rows.shape[1]), np.float32)
                 empty = np.zeros(self._n, bool)
-            lo = c * self._chunk_size
             X[lo:lo + len(rows)], empty[lo:lo + len(rows)] = rows, mask
-            self._mapped.pop(c)
         if X is None:
             return np.zeros((0, 0), np.float32), np.zeros(0, bool)
         return X, empty
+
+    def row_chunks(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(first image, (n, D) float32 rows, (n,) empty mask) of each chunk in order, checked
+        like any read and copied out at once (no file stays open: an entry may have more chunks
+        than a process may open files)."""
+        for c in range(len(self._dirs)):
+            arrays = self._arrays(c)
+            rows = np.array(arrays["descriptors.npy"], dtype=np.float32)
+            mask = np.array(arrays["empty.npy"], dtype=bool)
+            self._mapped.pop(c)
+            yield c * self._chunk_size, rows, mask

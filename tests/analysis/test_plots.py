@@ -258,3 +258,12 @@ def test_dim_plot_draws_a_line_per_aggregator_and_reranking(make_record):
     assert legend_texts(ax) == ["sum", "sum + AQE"]
     assert ax.get_legend().get_title().get_text() == "aggregator + re-ranking"
     np.testing.assert_allclose(ax.get_lines()[1].get_ydata(), [.6, .7])
+
+
+def test_bars_of_several_scale_sets_keep_each_set_apart(make_record):
+    from analysis.plots import _method_labels
+    from analysis.tables import records_frame
+    df = records_frame([make_record("demo", "gem", 0.8),
+                        make_record("demo", "gem", 0.9, config_hash="ms") | {"scales": "1,0.5 max"}])
+    assert _method_labels(df) == ["gem @ 1", "gem @ 1,0.5 max"]
+    assert _method_labels(df.iloc[:1]) == ["gem"]

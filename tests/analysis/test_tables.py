@@ -313,3 +313,19 @@ def test_a_full_disk_is_an_error_naming_the_file_and_keeps_the_previous_tables(m
             append_record(disk / "results.jsonl", {"metrics": {"mAP": 0.5}, "pad": "x" * 100_000})
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_scales_are_a_method_column_only_when_some_run_was_multi_scale(make_record):
+    r = make_record
+    single = [r("holidays", "sum", 0.7), r("holidays", "gem", 0.8, params={"p": 3})]
+    df = records_frame(single)
+    assert (df["scales"] == "1").all() and "scales" not in metric_columns(df)
+    assert "scales" not in format_table(df) and method_columns(df) == ["aggregator"]
+    multi = r("holidays", "sum", 0.75, config_hash="ms") | {"scales": "1,0.7071,0.5 mean"}
+    df = records_frame([*single, multi])
+    assert "scales" in format_table(df) and method_columns(df) == ["scales", "aggregator"]
+    t = ablation_table(df)
+    assert t.loc[("1,0.7071,0.5 mean", "sum"), "holidays mAP"] == 0.75
+    assert t.loc[("1", "sum"), "holidays mAP"] == 0.7
+    assert t.loc[("1", "sum"), "holidays mAP (paper)"] == 0.802       # the paper's: one scale
+    assert np.isnan(t.loc[("1,0.7071,0.5 mean", "sum"), "holidays mAP (paper)"])

@@ -168,3 +168,40 @@ def test_a_transformer_preset_without_cached_weights_stops_before_any_work(tmp_p
     assert (f"backbone weights {name} (timm, Hugging Face hub): not cached in "
             f"{tmp_path / 'empty_cache'}") in str(e.value)
     assert "data_root" not in str(e.value)          # no dataset is missing: none is mentioned
+
+
+@pytest.mark.parametrize("preset,backbone,scales", [
+    ("cirtorch_gem_ms", "resnet101.IMAGENET1K_V2", "[1.0, 0.7071, 0.5]"),
+    ("superglobal_global", "resnet101.IMAGENET1K_V2", "[0.7071, 1.0, 1.4142]"),
+    ("dinov2_cls_gem", "vit_base_patch14_reg4_dinov2 (timm", "[1.0]")])
+def test_recipe_presets_compose_their_protocol_and_stop_early_listing_what_is_missing(
+        tmp_path, monkeypatch, preset, backbone, scales):
+    """Each published recipe is one experiment whose choices are visible in its config; without
+    the datasets and the weights it stops before any work, listing all of them."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from experiments.config import register
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))             # nothing cached
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="conf", version_base="1.3"):
+        base = compose("config", overrides=[f"experiment={preset}", f"data_root={tmp_path}"],
+                       return_hydra_config=True)
+        swept = dict(base.hydra.sweeper.params)
+        cfg = compose("config", overrides=[f"experiment={preset}", f"data_root={tmp_path}"])
+        check_run(cfg)
+    GlobalHydra.instance().clear()
+    assert swept["dataset"] == "roxford5k,rparis6k" and str(list(cfg.multiscale.scales)) == scales
+    assert cfg.postprocess.pca is False and cfg.dataset.crop_queries is True
+    if preset == "dinov2_cls_gem":
+        assert swept["dataset.crop_queries"] == "true,false" and swept["aggregator"] == "cls,cls_gem,gem"
+    if preset == "cirtorch_gem_ms":
+        assert cfg.multiscale.combine == "mean" and cfg.multiscale.p == cfg.aggregator.p == 3
+    if preset == "superglobal_global":
+        assert cfg.multiscale.combine == "max" and cfg.aggregator.p == 4.6
+    with pytest.raises(ConfigError) as e:
+        check_available(cfg, learns=False, swept_datasets=["roxford5k", "rparis6k"])
+    text = str(e.value)
+    assert "dataset roxford5k (test set)" in text and "dataset rparis6k (test set)" in text
+    assert f"backbone weights {backbone}" in text

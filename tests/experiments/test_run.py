@@ -384,3 +384,37 @@ def test_a_random_weights_vit_runs_end_to_end_with_its_class_token(tmp_path):
     _, count, gh, gw = np.load(entry / "chunk_00000" / "index.npy")[0].tolist()
     assert count == gh * gw and max(gh, gw) == 8          # longest side 112 px = 8 patches of 14
     assert "vit_small_random" in p.stdout
+
+
+def test_multiscale_runs_reuse_the_scale_1_entry_and_discard_gives_the_kept_numbers(tmp_path, fast_store):
+    """multiscale.scales=[1, 0.5]: the stored scale-1 features are read, scale 0.5 is extracted
+    into entries of its own; the record and table name the scales; with discard (each scale's
+    aggregated rows stored, then combined) the metrics equal the kept features' exactly."""
+    store = tmp_path / "store"
+    shutil.copytree(fast_store, store)
+    ms = [*FAST_STORE, "aggregator=gem", "multiscale.scales=[1,0.5]", "multiscale.combine=max"]
+    p = deepagg_run([*ms, "hydra.run.dir=keep"], tmp_path, store)
+    log = p.stdout + p.stderr
+    assert "extracting up to 80 images at scale 0.5" in log and "images at scale 1 into" not in log
+    keep, single = _record(tmp_path, "keep"), None
+    assert keep["scales"] == "1,0.5 max"
+    assert "1,0.5 max" in (tmp_path / "keep" / "table.md").read_text()
+    p = deepagg_run([*FAST_STORE, "aggregator=gem", "hydra.run.dir=single"], tmp_path, store)
+    single = _record(tmp_path, "single")
+    assert single["scales"] == "1" and "extracting" not in p.stdout + p.stderr
+    assert "scales" not in (tmp_path / "single" / "table.md").read_text()   # one scale: as before
+    assert keep["metrics"] != single["metrics"]
+    p = deepagg_run([*ms, "store.local_features=discard", "hydra.run.dir=discard"], tmp_path, store)
+    discard = _record(tmp_path, "discard")
+    assert discard["metrics"] == keep["metrics"] and discard["dim"] == keep["dim"]
+    assert len(list((store / "demo_descriptors").iterdir())) == 2     # one entry per scale
+
+
+def test_extract_fills_one_entry_per_scale(tmp_path):
+    store = tmp_path / "store"
+    deepagg([*FAST_STORE, "multiscale.scales=[1,0.5]", "fit_on=[]"], tmp_path, store,
+            app="experiments.extract")
+    entries = sorted((store / "demo").iterdir())
+    scales = sorted(json.loads((e / "manifest.json").read_text())["extractor"].get("scale", 1.0)
+                    for e in entries)
+    assert scales == [0.5, 1.0]

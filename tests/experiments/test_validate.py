@@ -43,6 +43,15 @@ def compose_run():
     (["+store.x=1"], "store.x: store has no key 'x'"), (["+batchsize=4"], "the config has no key 'batchsize'"),
     (["+aggregator.foo=1"], "aggregator:"),
     (["postprocess.pca=false"], "postprocess.whiten=true needs postprocess.pca=true"),
+    (["multiscale.scales=[]"], "multiscale.scales=[]: a non-empty list of numbers > 0"),
+    (["multiscale.scales=[1,-0.5]"], "multiscale.scales=[1, -0.5]"),
+    (["multiscale.scales=[1,1]"], "each scale once"),
+    (["multiscale.combine=median"], "multiscale.combine='median'"),
+    (["multiscale=cirtorch", "multiscale.p=0"], "multiscale.p=0"),
+    (["multiscale=cirtorch", "backbone=sift"], "multiscale.scales=[1.0, 0.7071, 0.5]: the backbone "
+     "(features.sift.SiftExtractor) cannot resize by a scale"),
+    (["multiscale=delg", "+backbone.scale=0.5"], "backbone.scale=0.5 and multiscale.scales"),
+    (["+backbone.scale=-1"], "backbone.scale=-1"),
 ])
 def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
     with pytest.raises(DeepaggError) as e:
@@ -53,6 +62,11 @@ def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
 def test_the_default_config_passes(compose_run):
     check_run(compose_run())
     check_run(compose_run("experiment=demo_aggregation", "backbone=sift", "aggregator=fv16"))
+    for preset in ("cirtorch", "delg", "superglobal", "superglobal5"):
+        check_run(compose_run(f"multiscale={preset}", "aggregator=gem"))
+    cfg = compose_run("multiscale=cirtorch", "aggregator=gem", "aggregator.p=4")
+    assert cfg.multiscale.p == 4        # cirtorch's mean takes GeM's p, 1 without one
+    assert compose_run("multiscale=cirtorch", "aggregator=spoc").multiscale.p == 1.0
 
 
 def test_threads_and_workers_follow_the_cores_of_the_job(monkeypatch):
