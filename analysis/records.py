@@ -21,13 +21,14 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "o
             "hydra-core", "deepagg")
 
 
-#: config nodes left out of the hash at these values (the runs of versions without them), so a
-#: sweep recorded before the node existed resumes instead of running again
-NEUTRAL_NODES = {"multiscale": {"scales": [1.0], "combine": "mean", "p": 1.0}}
+#: top-level config keys left out of the hash at these values (the runs of versions without
+#: them), so a sweep recorded before the key existed resumes instead of running again
+NEUTRAL_NODES = {"multiscale": {"scales": [1.0], "combine": "mean", "p": 1.0}, "map_at": [],
+                 "recall_at": []}
 
 
 def config_hash(cfg: dict) -> str:
-    """12 hex digits over the resolved config, non-semantic keys and neutral nodes removed."""
+    """12 hex digits over the resolved config, non-semantic keys and neutral values removed."""
     cfg = {k: v for k, v in cfg.items() if not (k in NEUTRAL_NODES and v == NEUTRAL_NODES[k])}
     return hashlib.sha1(json.dumps(_semantic(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
 

@@ -102,18 +102,23 @@ def _collect(dataset: RetrievalDataset, per_setup, n_s) -> dict:
     return out
 
 
-def evaluate_rankings(dataset: RetrievalDataset, rankings: np.ndarray, ks=(1, 5, 10)) -> dict:
-    """Metrics for full (n_queries, n_db) rankings. Returns scalars plus ``aps`` (per query)."""
+def evaluate_rankings(dataset: RetrievalDataset, rankings: np.ndarray, ks=(1, 5, 10), map_at=(),
+                      recall_at=()) -> dict:
+    """Metrics for full (n_queries, n_db) rankings. Returns scalars plus ``aps`` (per query);
+    ``map_at`` / ``recall_at``: the k of mAP@k (GLDv2's) and Recall@k to add (none by default)."""
     if rankings.shape[0] != len(dataset.queries):
         raise ValueError(f"{rankings.shape[0]} rankings for {len(dataset.queries)} queries of {dataset.name}")
-    return _collect(dataset, lambda st: mean_average_precision(rankings, st.positives, st.junk, ks),
+    return _collect(dataset, lambda st: mean_average_precision(rankings, st.positives, st.junk, ks,
+                                                               map_at, recall_at),
                     lambda groups: ns_score(rankings, groups))
 
 
 def evaluate(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarray,
-             top_k: int = 10, ks=(1, 5, 10), **search_options) -> tuple[dict, SearchResult]:
+             top_k: int = 10, ks=(1, 5, 10), map_at=(), recall_at=(), **search_options
+             ) -> tuple[dict, SearchResult]:
     """Search ``database`` (N = len(dataset) rows, in the dataset's image order) with ``queries``
-    (one row per dataset query) and score it: (metrics, SearchResult with the top ``top_k``).
+    (one row per dataset query) and score it: (metrics, SearchResult with the top ``top_k``);
+    ``map_at`` / ``recall_at``: the k of mAP@k (GLDv2's) and Recall@k to add (none by default).
 
     The metrics are exactly ``evaluate_rankings`` of the full rankings (same keys and values, per
     query ``aps`` included), computed from the exact ranks of the images each query's protocol
@@ -135,7 +140,8 @@ def evaluate(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarra
     def per_setup(st: Setup) -> dict:
         ranks = [ranks_after_junk_removal(ranks_of(i, pos), ranks_of(i, np.setdiff1d(st.junk[i], pos)))
                  for i, pos in enumerate(st.positives)]
-        return mean_average_precision_from_ranks(ranks, [len(p) for p in st.positives], ks)
+        return mean_average_precision_from_ranks(ranks, [len(p) for p in st.positives], ks, map_at,
+                                                 recall_at)
 
     metrics = _collect(dataset, per_setup,
                        lambda gs: ns_score_from_ranks([ranks_of(i, g) for i, g in enumerate(gs)]))

@@ -48,6 +48,25 @@ def precision_at_k(ranks: np.ndarray, k: int) -> float:
     return float((pos <= kq).sum() / kq)
 
 
+def average_precision_at_k(ranks: np.ndarray, n_positives: int, k: int) -> float:
+    """GLDv2's AP@k for one query: (1 / min(n_positives, k)) sum over the positives in the top k
+    of precision at their rank, (j + 1) / (r + 1) for the j-th positive (0-based) found at 0-based
+    rank r (junk removed). Not interpolated (unlike ``average_precision``); the denominator
+    min(n_positives, k) lets a query with fewer than k positives score 1 (Weyand et al. 2020)."""
+    if n_positives <= 0:
+        raise ValueError("average precision needs at least one positive")
+    r = np.sort(np.asarray(ranks, dtype=np.float64))
+    found = r[r < k]
+    return float(((np.arange(len(found)) + 1) / (found + 1)).sum() / min(n_positives, k))
+
+
+def recall_at_k(ranks: np.ndarray, k: int) -> float:
+    """1.0 when some positive is in the top k (junk removed), else 0.0: averaged over queries,
+    the Recall@k of metric learning and place recognition."""
+    r = np.asarray(ranks)
+    return float(len(r) > 0 and r.min() < k)
+
+
 def ranks_after_junk_removal(positive_ranks: np.ndarray, junk_ranks: np.ndarray) -> np.ndarray:
     """``positive_ranks`` (0-based, in the whole ranking) once the junk images are taken out of the
     ranking: each rank minus the number of junk ranks before it. ``junk_ranks`` must not hold a
@@ -57,20 +76,23 @@ def ranks_after_junk_removal(positive_ranks: np.ndarray, junk_ranks: np.ndarray)
 
 
 def mean_average_precision(rankings: np.ndarray, positives: list[np.ndarray],
-                           junk: list[np.ndarray], ks=(1, 5, 10)) -> dict:
+                           junk: list[np.ndarray], ks=(1, 5, 10), map_at=(), recall_at=()) -> dict:
     """mAP and mP@k over queries; queries without positives are left out (as in ``compute_map``).
 
     rankings: (n_queries, n_db) database indices, best first.
-    Returns {"mAP", "mP@k"..., "aps" (per query, NaN where excluded), "n_evaluated"}.
+    map_at, recall_at: the k of GLDv2's mAP@k and of Recall@k (none by default).
+    Returns {"mAP", "mP@k"..., "mAP@k"..., "R@k"..., "aps" (per query, NaN where excluded),
+    "n_evaluated"}.
     """
     ranks = [positive_ranks(rankings[i], np.asarray(positives[i], dtype=np.int64),
                             np.asarray(junk[i], dtype=np.int64)) if len(positives[i]) else None
              for i in range(len(positives))]
-    return mean_average_precision_from_ranks(ranks, [len(p) for p in positives], ks)
+    return mean_average_precision_from_ranks(ranks, [len(p) for p in positives], ks, map_at,
+                                             recall_at)
 
 
 def mean_average_precision_from_ranks(ranks: list[np.ndarray | None], n_positives: list[int],
-                                      ks=(1, 5, 10)) -> dict:
+                                      ks=(1, 5, 10), map_at=(), recall_at=()) -> dict:
     """``mean_average_precision`` from each query's positive ranks after junk removal
     (``positive_ranks`` or ``ranks_after_junk_removal``); queries with ``n_positives`` 0 are left out."""
     n_q = len(n_positives)
@@ -87,6 +109,12 @@ def mean_average_precision_from_ranks(ranks: list[np.ndarray | None], n_positive
     out = {"mAP": float(aps[valid].mean()), "n_evaluated": int(valid.sum()), "aps": aps}
     for j, k in enumerate(ks):
         out[f"mP@{k}"] = float(prs[valid, j].mean())
+    evaluated = np.flatnonzero(valid)
+    for k in map_at:
+        out[f"mAP@{k}"] = float(np.mean([average_precision_at_k(ranks[i], n_positives[i], k)
+                                         for i in evaluated]))
+    for k in recall_at:
+        out[f"R@{k}"] = float(np.mean([recall_at_k(ranks[i], k) for i in evaluated]))
     return out
 
 

@@ -49,6 +49,8 @@ class RunConfig(ExecutionSettings):
     seed: int = 0
     skip_existing: bool = True                # skip configurations already in results.jsonl
     top_k: int = 10                           # ranked list length kept for reports
+    map_at: list = field(default_factory=list)     # k of mAP@k (GLDv2: min(#positives, k) denominator)
+    recall_at: list = field(default_factory=list)  # k of Recall@k (a positive in the top k)
     search_backend: str = "numpy"             # numpy | faiss (optional; re-ranking neighbour searches)
     empty_images: str = "error"               # images without local features in the test set:
     #   error (stop, naming them) | zero (a zero descriptor: it matches nothing). Fitting sets

@@ -94,6 +94,16 @@ def missing_files_error(missing: list[str], data_root: str) -> ConfigError:
     return ConfigError(f"cannot run, files are missing{where}:\n  " + "\n  ".join(missing))
 
 
+def check_metric_ks(cfg: DictConfig, n_images: int) -> None:
+    """``map_at`` / ``recall_at``: each k at most the database size (a k past it would score a
+    ranking longer than the database)."""
+    for key in ("map_at", "recall_at"):
+        too_large = [k for k in cfg[key] if k > n_images]
+        if too_large:
+            raise ConfigError(f"{key}={list(cfg[key])}: {too_large} larger than the database of "
+                              f"{cfg.dataset.name} ({n_images} images); use k <= {n_images}")
+
+
 @contextmanager
 def config_path(group: str):
     """Parameter errors raised inside name their config key: ``group.param``."""
@@ -147,6 +157,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
     with watch("total_s"):
         dataset = build_dataset(cfg.dataset)
         check_scorable(dataset)
+        check_metric_ks(cfg, len(dataset))
         agg = instantiate_checked(cfg.aggregator, "aggregator")
         reranker = instantiate_checked(cfg.rerank, "rerank")
         with config_path("rerank"):
@@ -214,7 +225,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
 
         with watch("search_s"), config_path("rerank"):
             metrics, result = stages.rank_and_score(dataset, Q, X, reranker, cfg.top_k, cfg.device,
-                                                    cfg.search_backend)
+                                                    cfg.search_backend, cfg.map_at, cfg.recall_at)
     aps = metrics.pop("aps")
     metrics = {k: v for k, v in metrics.items() if not k.endswith("/aps")}
     timings = watch.rounded()

@@ -319,10 +319,13 @@ def combined_descriptors(per_scale, combination, chain) -> tuple[np.ndarray, np.
 
 # ----------------------------------------------------------------------------- rank and score
 def rank_and_score(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarray, reranker,
-                   top_k: int, device: str = "cpu", backend: str = "numpy"):
+                   top_k: int, device: str = "cpu", backend: str = "numpy", map_at=(),
+                   recall_at=()):
     """(metrics, SearchResult): re-rank (never reading the ground truth), then search and score
-    exactly (benchmarks.evaluation.evaluate)."""
+    exactly (benchmarks.evaluation.evaluate; ``map_at`` / ``recall_at``: the k of mAP@k and
+    Recall@k to add)."""
     from benchmarks.evaluation import evaluate
     from benchmarks.rerank import query_db_indices
     Q, X = reranker.rerank(queries, database, query_db_indices(dataset), device=device, backend=backend)
-    return evaluate(dataset, Q, X, top_k=min(top_k, len(dataset)), device=device)
+    return evaluate(dataset, Q, X, top_k=min(top_k, len(dataset)), map_at=tuple(map_at),
+                    recall_at=tuple(recall_at), device=device)

@@ -149,6 +149,9 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError("postprocess.whiten=true needs postprocess.pca=true (whitening is a PCA step)")
     check_values(cfg.store, {"local_features": OneOf(("keep", "discard"))}, prefix="store")
     check_values(cfg, RUN)
+    for key in ("map_at", "recall_at"):
+        for k in cfg[key]:
+            check_values({key: k}, {key: Integer(note="the k of a metric")})
     if cfg.search_backend == "faiss":
         try:
             import faiss  # noqa: F401 -- imported up front: a broken install is named before work

@@ -83,3 +83,9 @@ def test_the_report_links_the_job_whose_record_the_tables_show(tmp_path):
     (only,) = gather(tmp_path)
     assert only["metrics"]["mAP"] == 0.4
     assert job_dirs(tmp_path) == {"h": tmp_path / "done"}
+
+
+def test_metrics_at_k_left_at_none_hash_as_before():
+    base = {"aggregator": {"p": 3}}
+    assert config_hash(base | {"map_at": [], "recall_at": []}) == config_hash(base)
+    assert config_hash(base | {"map_at": [100]}) != config_hash(base)

@@ -45,8 +45,9 @@ def same_metrics(a: dict, b: dict):
 
 def check(ds, q, x, top_k=10, **options):
     full = rank(similarity(q, x))
-    expected = evaluate_rankings(ds, full)
-    got, res = evaluate(ds, q, x, top_k=top_k, **options)
+    at_k = {"map_at": (1, 10, 100), "recall_at": (1, 5)}    # mAP@k and R@k from tracked ranks too
+    expected = evaluate_rankings(ds, full, **at_k)
+    got, res = evaluate(ds, q, x, top_k=top_k, **at_k, **options)
     same_metrics(got, expected)
     np.testing.assert_array_equal(res.indices, full[:, :top_k])
     return got

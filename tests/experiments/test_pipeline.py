@@ -205,3 +205,13 @@ def test_recipe_presets_compose_their_protocol_and_stop_early_listing_what_is_mi
     text = str(e.value)
     assert "dataset roxford5k (test set)" in text and "dataset rparis6k (test set)" in text
     assert f"backbone weights {backbone}" in text
+
+
+def test_a_metric_k_past_the_database_is_refused_naming_it():
+    from omegaconf import OmegaConf
+    from experiments.pipeline import check_metric_ks
+    cfg = OmegaConf.create({"map_at": [50, 500], "recall_at": [1], "dataset": {"name": "demo"}})
+    with pytest.raises(ConfigError, match=r"map_at=\[50, 500\]: \[500\] larger than the database "
+                                          r"of demo \(80 images\)"):
+        check_metric_ks(cfg, 80)
+    check_metric_ks(OmegaConf.create({"map_at": [80], "recall_at": [], "dataset": {"name": "d"}}), 80)

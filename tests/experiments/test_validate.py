@@ -52,6 +52,8 @@ def compose_run():
      "(features.sift.SiftExtractor) cannot resize by a scale"),
     (["multiscale=delg", "+backbone.scale=0.5"], "backbone.scale=0.5 and multiscale.scales"),
     (["+backbone.scale=-1"], "backbone.scale=-1"),
+    (["map_at=[100,0]"], "map_at=0: must be a positive integer (the k of a metric)"),
+    (["recall_at=[1.5]"], "recall_at=1.5"),
 ])
 def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
     with pytest.raises(DeepaggError) as e:
