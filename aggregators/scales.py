@@ -23,6 +23,7 @@ import numpy as np
 
 from aggregators.functional import l2_normalise
 from benchmarks.constraints import OneOf, Real, check_constraints
+from benchmarks.errors import ParameterError
 
 COMBINATIONS = ("mean", "sum", "max")
 
@@ -52,15 +53,29 @@ class ScaleCombination:
         if self.p == 1:
             return x.mean(axis=0)
         if (x < 0).any():
-            raise ValueError(f"ScaleCombination: mean with p={self.p:g} needs non-negative "
-                             "descriptors, and these have negative entries (signed features, or "
-                             "an aggregator that signs them): use multiscale.p=1")
+            raise ParameterError("multiscale.p", self.p, "mean with a power needs non-negative "
+                                 "descriptors, and these have negative entries (signed features, "
+                                 "or an aggregator that signs them): use multiscale.p=1",
+                                 "ScaleCombination")
         return np.power(np.power(x, self.p).mean(axis=0), 1.0 / self.p)
 
     @property
     def label(self) -> str:
         """"mean", "mean p=3", "sum", "max"."""
         return f"mean p={self.p:g}" if self.combine == "mean" and self.p != 1 else self.combine
+
+
+#: aggregators whose p is a GeM exponent over non-negative (clamped) values: what ``p=None`` of a
+#: mean takes, as cirtorch takes its GeM layer's p
+GEM_POOLINGS = ("GeM", "SuperGlobalPooling")
+
+
+def mean_power(p: float | None, agg) -> float:
+    """The power of a ``mean`` combination: ``p``, or for None the aggregator's p when it is a
+    GeM pooling (``GEM_POOLINGS``), else 1."""
+    if p is not None:
+        return float(p)
+    return float(agg.p) if type(agg).__name__ in GEM_POOLINGS else 1.0
 
 
 def combine_scales(agg, images: Sequence[Sequence], combination: ScaleCombination) -> np.ndarray:

@@ -23,13 +23,14 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "o
 
 #: top-level config keys left out of the hash at these values (the runs of versions without
 #: them), so a sweep recorded before the key existed resumes instead of running again
-NEUTRAL_NODES = {"multiscale": {"scales": [1.0], "combine": "mean", "p": 1.0}, "map_at": [],
-                 "recall_at": []}
+NEUTRAL_NODES = {"map_at": [], "recall_at": []}
 
 
 def config_hash(cfg: dict) -> str:
-    """12 hex digits over the resolved config, non-semantic keys and neutral values removed."""
-    cfg = {k: v for k, v in cfg.items() if not (k in NEUTRAL_NODES and v == NEUTRAL_NODES[k])}
+    """12 hex digits over the resolved config, non-semantic keys and neutral values removed
+    (``multiscale`` at the one scale 1, where its combination is never used)."""
+    cfg = {k: v for k, v in cfg.items() if not (k in NEUTRAL_NODES and v == NEUTRAL_NODES[k])
+           and not (k == "multiscale" and isinstance(v, dict) and v.get("scales") == [1.0])}
     return hashlib.sha1(json.dumps(_semantic(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

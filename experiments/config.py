@@ -1,5 +1,5 @@
-"""Structured config schema of ``deepagg-run`` and ``deepagg-extract``: every key the apps read,
-typed. A misspelt key is an error naming it.
+"""Structured config schema of ``deepagg-run``, ``deepagg-extract`` and ``deepagg-eval``: every
+key the apps read, typed. A misspelt key is an error naming it.
 
 Groups whose members are built with ``hydra.utils.instantiate`` (``backbone``, ``dataset``,
 ``aggregator``, ``rerank``) are free-form nodes with a ``_target_``: their keys are the
@@ -31,7 +31,8 @@ class MultiscaleConfig:
     """Extraction at several scales, each aggregated, then combined (aggregators/scales.py)."""
     scales: list = field(default_factory=lambda: [1.0])   # image scale factors; [1]: single scale
     combine: str = "mean"                     # mean | sum | max (max: SuperGlobal's Scale-GeM)
-    p: float = 1.0                            # power of ``mean`` (cirtorch: GeM's p)
+    p: Optional[float] = 1.0                  # power of ``mean``; null: GeM's p for the GeM
+    #   poolings (GeM, SuperGlobalPooling), else 1 (cirtorch's choice)
 
 
 @dataclass
@@ -72,6 +73,24 @@ class ExtractConfig(ExecutionSettings):
     num_shards: int = 1
 
 
+@dataclass
+class EvalConfig:
+    """``deepagg-eval``: score descriptors made elsewhere (or exported) on a benchmark."""
+    dataset: Any = MISSING
+    rerank: Any = MISSING
+    descriptors: str = MISSING                # a folder (deepagg-export's), an .h5 / .hdf5 or .pt file
+    method: Optional[str] = None              # the row's name in tables (null: the file's name)
+    data_root: str = "data"
+    device: str = "cpu"                       # where the search (and re-ranking) runs
+    threads: Optional[int] = None             # torch threads; null = the cores this job may use
+    top_k: int = 10
+    map_at: list = field(default_factory=list)
+    recall_at: list = field(default_factory=list)
+    search_backend: str = "numpy"
+    experiment_name: str = "eval"
+
+
 def register() -> None:
     ConfigStore.instance().store(name="deepagg_schema", node=RunConfig)
     ConfigStore.instance().store(name="extract_schema", node=ExtractConfig)
+    ConfigStore.instance().store(name="eval_schema", node=EvalConfig)

@@ -125,6 +125,8 @@ class Evaluation:
     aggregator_fit_on: str
     rerank: str
     dataset: RetrievalDataset
+    queries: np.ndarray       # (n_q, D) final query descriptors, before re-ranking
+    database: np.ndarray      # (N, D) final database descriptors, before re-ranking
 
 
 def postprocess_chain(cfg: DictConfig):
@@ -153,12 +155,14 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
     scales are combined (``multiscale.combine``) before post-processing."""
     watch = stages.Stopwatch()
     discard = cfg.store.local_features == "discard"
-    combination = scale_combination(cfg) if isinstance(source, MultiScaleSource) else None
+    combination = None
     with watch("total_s"):
         dataset = build_dataset(cfg.dataset)
         check_scorable(dataset)
         check_metric_ks(cfg, len(dataset))
         agg = instantiate_checked(cfg.aggregator, "aggregator")
+        if isinstance(source, MultiScaleSource):
+            combination = scale_combination(cfg, agg)
         reranker = instantiate_checked(cfg.rerank, "rerank")
         with config_path("rerank"):
             reranker.check_database_size(len(dataset))
@@ -233,4 +237,4 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         timings["extract_s"] = round(source.seconds, 3)
     return Evaluation(metrics, timings, int(X.shape[1]), result.indices, aps,
                       reads.get("postprocess.fit_on", "-"), reads.get("aggregator_fit_on", "-"),
-                      reranker.label, dataset)
+                      reranker.label, dataset, Q, X)

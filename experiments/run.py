@@ -34,18 +34,9 @@ def aggregator_label(choice: str, overrides: list[str]) -> str:
     return f"{choice}({','.join(params)})" if params else choice
 
 
-def scales_label(cfg: DictConfig) -> str:
-    """"1" for one scale at 1, else the scales and their combination, e.g. "1,0.7071,0.5 mean
-    p=3": the ``scales`` column of tables."""
-    from aggregators.scales import ScaleCombination
-    ms = cfg.get("multiscale")
-    scales = [float(s) for s in ms.scales] if ms is not None else [1.0]
-    if scales == [1.0]:
-        return "1"
-    return f"{','.join(f'{s:g}' for s in scales)} {ScaleCombination(ms.combine, ms.p).label}"
-
-
 def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) -> dict:
+    from experiments.adapters import instantiate_group
+    from experiments.validate import scales_label
     from features.extractor import feature_kind
     resolved = OmegaConf.to_container(cfg, resolve=True)
     agg_params = {k: v for k, v in resolved["aggregator"].items() if k != "_target_"}
@@ -58,7 +49,7 @@ def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) 
         "aggregator_params": agg_params,
         "extractor": choices.get("backbone", cfg.backbone.get("name", "custom")),
         "feature_type": feature_kind(cfg.backbone),
-        "scales": scales_label(cfg),
+        "scales": scales_label(cfg, instantiate_group(cfg.aggregator, "aggregator")),
         "rerank": choices.get("rerank", "none"),
         "rerank_label": ev.rerank,
         "dim": ev.dim,
@@ -140,6 +131,8 @@ def record_failure(cfg: DictConfig, error: Exception, status: str) -> None:
     """A record for a configuration of a sweep that did not complete: what it was, ``status``
     (experiments.cli.FAILED or CRASHED) and the ``error`` message, no metrics. A rerun of the sweep
     evaluates it again (``skip_existing`` skips completed records only)."""
+    from experiments.adapters import instantiate_group
+    from experiments.validate import scales_label
     from features.extractor import feature_kind
     job_dir = Path(HydraConfig.get().runtime.output_dir)
     choices = dict(HydraConfig.get().runtime.choices)
@@ -160,9 +153,9 @@ def record_failure(cfg: DictConfig, error: Exception, status: str) -> None:
     except Exception:   # noqa: BLE001 -- the backbone itself may be what failed
         kind = "deep"
     try:
-        scales = scales_label(cfg)
-    except Exception:   # noqa: BLE001 -- the multiscale settings may be what failed
-        scales = "?"
+        scales = {"scales": scales_label(cfg, instantiate_group(cfg.aggregator, "aggregator"))}
+    except Exception:   # noqa: BLE001 -- the multiscale or aggregator settings may be what failed
+        scales = {}
     append_record(results, {
         "experiment": cfg.get("experiment_name"), "status": status, "error": str(error),
         "error_type": type(error).__name__,
@@ -170,7 +163,7 @@ def record_failure(cfg: DictConfig, error: Exception, status: str) -> None:
         "aggregator": aggregator_label(choices.get("aggregator", "custom"),
                                        list(HydraConfig.get().overrides.task)),
         "aggregator_params": {k: v for k, v in agg.items() if k != "_target_"},
-        "extractor": choices.get("backbone", "custom"), "feature_type": kind, "scales": scales,
+        "extractor": choices.get("backbone", "custom"), "feature_type": kind, **scales,
         "rerank": choices.get("rerank", "none"), "dim": post.get("dim") if post.get("pca") else None,
         "postprocess": post, "metrics": {}, "config_hash": h, "config": resolved,
         "versions": library_versions(), "job_dir": str(job_dir),

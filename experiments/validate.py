@@ -11,6 +11,8 @@ from benchmarks.errors import ConfigError, ParameterError
 from experiments.adapters import instantiate_group, plain
 
 EMPTY_POLICIES = ("error", "zero")
+#: the largest factor of multiscale.scales (SuperGlobal's largest is 2)
+MAX_SCALE = 4.0
 
 
 #: what the run's own settings and the post-processing settings must be
@@ -69,13 +71,25 @@ def check_backbone(backbone) -> None:
         raise e.with_prefix("backbone") from None
 
 
-def scale_combination(cfg):
-    """The ScaleCombination of ``multiscale`` (ParameterError naming ``multiscale.KEY``)."""
-    from aggregators.scales import ScaleCombination
+def scale_combination(cfg, agg):
+    """The ScaleCombination of ``multiscale`` for aggregator ``agg`` (``p: null`` resolved to its
+    GeM p, or 1; ParameterError naming ``multiscale.KEY``)."""
+    from aggregators.scales import ScaleCombination, mean_power
     try:
-        return ScaleCombination(cfg.multiscale.combine, cfg.multiscale.p)
+        return ScaleCombination(cfg.multiscale.combine, mean_power(cfg.multiscale.p, agg))
     except ParameterError as e:
         raise e.with_prefix("multiscale") from None
+
+
+def scales_label(cfg, agg) -> str:
+    """The ``scales`` of a run's record and tables: "1" for the image as the resize policy gives
+    it, one factor for a single other scale (``backbone.scale`` or ``multiscale.scales``), else
+    the scales and their combination, e.g. "1,0.7071,0.5 mean p=3"."""
+    ms = cfg.get("multiscale")
+    scales = [float(s) for s in ms.scales] if ms is not None else [1.0]
+    if len(scales) == 1:
+        return f"{scales[0] * float(cfg.backbone.get('scale', 1.0)):g}"
+    return f"{','.join(f'{s:g}' for s in scales)} {scale_combination(cfg, agg).label}"
 
 
 def check_multiscale(cfg) -> None:
@@ -88,10 +102,20 @@ def check_multiscale(cfg) -> None:
         scales = check_scales(list(cfg.multiscale.scales))
     except ParameterError as e:
         raise e.with_prefix("multiscale") from None
-    scale_combination(cfg)
+    agg = instantiate_group(cfg.aggregator, "aggregator") if "aggregator" in cfg else None
+    scale_combination(cfg, agg)          # the extract app has no aggregator: p null is then 1
     if scales == [1.0]:
         return
     node = dict(plain(cfg.backbone))
+    size = node.get("image_size")
+    if max(scales) > MAX_SCALE:
+        raise ConfigError(f"multiscale.scales={scales}: scales up to {MAX_SCALE} (a larger image "
+                          "is backbone.image_size's job)")
+    if isinstance(size, int) and node.get("resize", "max_side") != "none" and \
+            size * min(scales) < cfg.min_image_side:
+        raise ConfigError(f"multiscale.scales={scales}: scale {min(scales):g} makes "
+                          f"backbone.image_size={size} images of {size * min(scales):.0f} px, "
+                          f"below min_image_side={cfg.min_image_side}: drop that scale")
     accepted = set(inspect.signature(get_class(node["_target_"])).parameters)
     if "scale" not in accepted:
         raise ConfigError(f"multiscale.scales={scales}: the backbone ({node['_target_']}) cannot "
@@ -112,6 +136,13 @@ def instantiate_checked(node, group: str):
         except ParameterError as e:
             raise e.with_prefix(group) from None
     return obj
+
+
+def check_metric_settings(cfg: DictConfig) -> None:
+    """``map_at`` and ``recall_at``: lists of positive integers (each k named when it is not)."""
+    for key in ("map_at", "recall_at"):
+        for k in cfg[key]:
+            check_values({key: k}, {key: Integer(note="the k of a metric")})
 
 
 def check_schema(cfg: DictConfig, schema, path: str = "") -> None:
@@ -149,9 +180,7 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError("postprocess.whiten=true needs postprocess.pca=true (whitening is a PCA step)")
     check_values(cfg.store, {"local_features": OneOf(("keep", "discard"))}, prefix="store")
     check_values(cfg, RUN)
-    for key in ("map_at", "recall_at"):
-        for k in cfg[key]:
-            check_values({key: k}, {key: Integer(note="the k of a metric")})
+    check_metric_settings(cfg)
     if cfg.search_backend == "faiss":
         try:
             import faiss  # noqa: F401 -- imported up front: a broken install is named before work

@@ -17,7 +17,7 @@ def resized_size(w: int, h: int, resize: str, image_size: int, multiple: int = 1
     """(width, height) after the resize policy: ``square`` (aspect ratio not kept, as the paper's
     586 x 586), ``max_side`` (longest side = image_size, aspect kept), ``none``; then, with
     ``scale`` != 1 (one scale of a multi-scale extraction), each side times ``scale``, rounded
-    (at least 1); with ``multiple`` > 1 (a vision transformer's patch size) each side is finally
+    down as cirtorch's and SuperGlobal's resizing does (at least 1); with ``multiple`` > 1 (a vision transformer's patch size) each side is finally
     rounded to the nearest multiple of it (at least one)."""
     if resize == "square":
         size = image_size, image_size
@@ -29,7 +29,7 @@ def resized_size(w: int, h: int, resize: str, image_size: int, multiple: int = 1
     else:
         raise ParameterError("resize", resize, f"expected one of {RESIZE_POLICIES}")
     if scale != 1:
-        size = tuple(max(1, round(side * scale)) for side in size)
+        size = tuple(max(1, int(side * scale)) for side in size)
     if multiple == 1:
         return size
     return tuple(max(multiple, round(side / multiple) * multiple) for side in size)

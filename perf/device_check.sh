@@ -28,7 +28,7 @@ step extract_lite0 80 python3 perf/extraction_speed.py --device cuda --preset li
 step extract_vgg19 50 python3 perf/extraction_speed.py --device cuda --preset vgg19 --n 32 --precision fp32,bf16
 # DINOv2 ViT-S/14 and ViT-B/14 tokens at 518 px (random weights: the speed does not depend on them)
 step extract_vit 60 python3 perf/extraction_speed.py --device cuda --preset vit --n 64 --precision fp32,bf16
-step multiscale 40 python3 perf/multiscale_cost.py --device cuda --preset lite0 --n 64 --workers 4
-step aggregators 60 python3 perf/aggregator_speed.py --device cuda --quick
-step search 60 python3 perf/search_speed.py --device cuda --repeats 2
+step multiscale 60 python3 perf/multiscale_cost.py --device cuda --preset lite0 --n 32 --workers 4
+step aggregators 50 python3 perf/aggregator_speed.py --device cuda --quick
+step search 50 python3 perf/search_speed.py --device cuda --repeats 2
 log "done; figures in $OUT"

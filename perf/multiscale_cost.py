@@ -2,13 +2,15 @@
 through the real path (features.multiscale.MultiScaleSource into a fresh store: one pass per
 scale, each image decoded and resized once per scale).
 
-    python perf/multiscale_cost.py [--preset lite0|vits14] [--device cpu|cuda] [--n 64]
-                                   [--sets "1;1,0.7071,0.5;0.7071,1,1.4142"]
+    python perf/multiscale_cost.py [--preset lite0|vits14] [--image-size PX] [--device cpu|cuda] [--n 64]
+                                   [--sets "1;1,0.7071,0.5;0.7071,1,1.4142"] [--repeats 3]
 
 Each scale set runs in a fresh process (so that its peak resident memory is its own) on the same
-JPEG files (bundled photos, 1024 x 768 and 768 x 1024); it prints seconds per image, the ratio
-to the single scale, the pixels extracted relative to one scale (sum of s^2), and the process's
-peak resident memory (ru_maxrss) with its resident memory once the model is built. The goal for
+JPEG files (bundled photos, 1024 x 768 and 768 x 1024), ``--repeats`` times, the sets taking
+turns (so that a slow spell of a shared machine does not fall on one set); it prints the median
+seconds per image, the ratio to the single scale, the pixels extracted relative to one scale (sum of s^2), and the largest
+peak resident memory of its processes (ru_maxrss) with the resident memory once the model is
+built. The goal for
 {1, 0.7071, 0.5} (1.75x the pixels): <= 1.9x the time of one scale.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ import datetime as dt
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -48,7 +51,7 @@ def child(args) -> None:
     from features.source import FeatureSource
     from features.store import FeatureStore
     resources.apply(None, 0, args.device)
-    backbone = PRESETS[args.preset]
+    backbone = PRESETS[args.preset] | ({"image_size": args.image_size} if args.image_size else {})
     scales = [float(s) for s in args.child.split(",")]
     refs = [ImageRef(p.stem, p) for p in sorted(Path(args.images).glob("*.jpg"))]
     extractor = build_extractor(backbone, args.device)
@@ -75,7 +78,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--n", type=int, default=64, help="images per scale set")
     ap.add_argument("--workers", type=int, default=0, help="loader worker processes")
+    ap.add_argument("--image-size", type=int, default=None, help="the preset's image_size instead")
     ap.add_argument("--sets", default="1;1,0.7071,0.5;0.7071,1,1.4142")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each set (median reported)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--images", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -83,25 +88,32 @@ def main() -> None:
         return child(args)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from extraction_speed import write_jpegs
-    print(f"# {dt.date.today()} preset={args.preset} device={args.device} n={args.n} "
-          f"workers={args.workers} cores={os.cpu_count()}")
+    print(f"# {dt.date.today()} preset={args.preset} image_size={args.image_size or 'preset'} "
+          f"device={args.device} n={args.n} workers={args.workers} repeats={args.repeats} "
+          f"cores={os.cpu_count()}")
     print("| scales | pixels vs one scale | s / image | time vs one scale | peak RSS MiB | "
           "RSS after model MiB |")
     print("|---|---:|---:|---:|---:|---:|")
+    sets = args.sets.split(";")
+    runs: dict[str, list[dict]] = {s: [] for s in sets}
     with tempfile.TemporaryDirectory() as tmp:
         write_jpegs(Path(tmp), args.n, (1024, 768))
-        base = None
-        for scale_set in args.sets.split(";"):
-            out = subprocess.run([sys.executable, __file__, "--child", scale_set, "--images", tmp,
-                                  "--preset", args.preset, "--device", args.device,
-                                  "--workers", str(args.workers)],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            base = base if base is not None else r["s_per_image"]
-            pixels = sum(s * s for s in r["scales"])
-            print(f"| {', '.join(f'{s:g}' for s in r['scales'])} | {pixels:.2f}x | "
-                  f"{r['s_per_image']:.4f} | {r['s_per_image'] / base:.2f}x | {r['peak_mib']:.0f} | "
-                  f"{r['model_mib']:.0f} |", flush=True)
+        for _ in range(args.repeats):
+            for scale_set in sets:
+                out = subprocess.run([sys.executable, __file__, "--child", scale_set, "--images", tmp,
+                                      "--preset", args.preset, "--device", args.device,
+                                      "--workers", str(args.workers),
+                                      *(["--image-size", str(args.image_size)] if args.image_size else [])],
+                                     capture_output=True, text=True, check=True)
+                runs[scale_set].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    base = statistics.median(r["s_per_image"] for r in runs[sets[0]])
+    for scale_set in sets:
+        rs = runs[scale_set]
+        seconds = statistics.median(r["s_per_image"] for r in rs)
+        pixels = sum(s * s for s in rs[0]["scales"])
+        print(f"| {', '.join(f'{s:g}' for s in rs[0]['scales'])} | {pixels:.2f}x | {seconds:.4f} | "
+              f"{seconds / base:.2f}x | {max(r['peak_mib'] for r in rs):.0f} | "
+              f"{rs[0]['model_mib']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def test_bad_settings_and_signed_descriptors_with_a_power_are_named():
         ScaleCombination("median")
     with pytest.raises(ParameterError, match="p=0"):
         ScaleCombination("mean", 0)
-    with pytest.raises(ValueError, match="non-negative.*multiscale.p=1"):
+    with pytest.raises(ParameterError, match="multiscale.p=3.0: .*non-negative.*multiscale.p=1"):
         ScaleCombination("mean", 3.0)([np.array([[-1.0, 1.0]]), V1])
     assert ScaleCombination("mean", 1.0)([np.array([[-1.0, 1.0]]), V1]).shape == (1, 2)
 

@@ -44,13 +44,15 @@ def test_config_hash_ignores_how_fast_a_run_goes():
 
 
 def test_one_scale_hashes_as_before_multiscale_existed():
-    """A sweep recorded before ``multiscale`` was a config node resumes: its single-scale
-    default leaves the hash as it was; other scales or combinations change it."""
+    """A sweep recorded before ``multiscale`` was a config node resumes: at the one scale 1 (whose
+    combination is never used) the hash is as it was; other scales change it."""
     base = {"aggregator": {"p": 3}, "device": "cpu"}
     single = {"scales": [1.0], "combine": "mean", "p": 1.0}
     assert config_hash(base | {"multiscale": single}) == config_hash(base)
+    assert config_hash(base | {"multiscale": single | {"combine": "max", "p": None}}) == config_hash(base)
     assert config_hash(base | {"multiscale": single | {"scales": [1.0, 0.5]}}) != config_hash(base)
-    assert config_hash(base | {"multiscale": single | {"combine": "max"}}) != config_hash(base)
+    two = single | {"scales": [1.0, 0.5]}
+    assert config_hash(base | {"multiscale": two}) != config_hash(base | {"multiscale": two | {"combine": "max"}})
 
 
 def test_gather_orders_each_setting_with_no_reranking_first(tmp_path):

@@ -197,7 +197,9 @@ def test_recipe_presets_compose_their_protocol_and_stop_early_listing_what_is_mi
     if preset == "dinov2_cls_gem":
         assert swept["dataset.crop_queries"] == "true,false" and swept["aggregator"] == "cls,cls_gem,gem"
     if preset == "cirtorch_gem_ms":
-        assert cfg.multiscale.combine == "mean" and cfg.multiscale.p == cfg.aggregator.p == 3
+        from aggregators import GeM
+        from experiments.validate import scale_combination
+        assert cfg.multiscale.combine == "mean" and scale_combination(cfg, GeM(cfg.aggregator.p)).p == 3
     if preset == "superglobal_global":
         assert cfg.multiscale.combine == "max" and cfg.aggregator.p == 4.6
     with pytest.raises(ConfigError) as e:
@@ -215,3 +217,36 @@ def test_a_metric_k_past_the_database_is_refused_naming_it():
                                           r"of demo \(80 images\)"):
         check_metric_ks(cfg, 80)
     check_metric_ks(OmegaConf.create({"map_at": [80], "recall_at": [], "dataset": {"name": "d"}}), 80)
+
+
+class _Rows:
+    """Stored per-scale descriptors as a StoredDescriptors reads them: chunks of rows and masks."""
+
+    def __init__(self, rows, empty, chunk):
+        self.rows, self.empty, self.chunk = rows, empty, chunk
+
+    def __len__(self):
+        return len(self.rows)
+
+    def row_chunks(self):
+        for lo in range(0, len(self.rows), self.chunk):
+            yield lo, self.rows[lo:lo + self.chunk], self.empty[lo:lo + self.chunk]
+
+
+def test_stored_scales_combine_chunk_by_chunk_as_the_whole_matrices_do():
+    """Discard mode's path: per-scale rows combined and post-processed chunk by chunk equal the
+    combination of the whole matrices; an image empty at one scale is empty (a zero row)."""
+    from aggregators import L2
+    from aggregators.scales import ScaleCombination
+    from experiments.stages import combined_descriptors
+    rng = np.random.default_rng(0)
+    a, b = rng.random((7, 4)).astype(np.float32), rng.random((7, 4)).astype(np.float32)
+    empty_a, empty_b = np.zeros(7, bool), np.zeros(7, bool)
+    empty_b[3] = True
+    b[3] = 0.0
+    combine = ScaleCombination("max")
+    X, empty = combined_descriptors([_Rows(a, empty_a, 3), _Rows(b, empty_b, 3)], combine, L2())
+    assert empty.tolist() == [False] * 3 + [True] + [False] * 3
+    expected = L2().transform(combine([a, b]))
+    np.testing.assert_allclose(X[~empty], expected[~empty], rtol=1e-6)
+    assert not X[3].any()

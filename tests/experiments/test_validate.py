@@ -52,6 +52,8 @@ def compose_run():
      "(features.sift.SiftExtractor) cannot resize by a scale"),
     (["multiscale=delg", "+backbone.scale=0.5"], "backbone.scale=0.5 and multiscale.scales"),
     (["+backbone.scale=-1"], "backbone.scale=-1"),
+    (["multiscale.scales=[1,8]"], "scales up to 4.0"),
+    (["multiscale.scales=[1,0.05]"], "scale 0.05 makes backbone.image_size=384 images of 19 px, below min_image_side=32"),
     (["map_at=[100,0]"], "map_at=0: must be a positive integer (the k of a metric)"),
     (["recall_at=[1.5]"], "recall_at=1.5"),
 ])
@@ -66,9 +68,15 @@ def test_the_default_config_passes(compose_run):
     check_run(compose_run("experiment=demo_aggregation", "backbone=sift", "aggregator=fv16"))
     for preset in ("cirtorch", "delg", "superglobal", "superglobal5"):
         check_run(compose_run(f"multiscale={preset}", "aggregator=gem"))
+    from aggregators import ClsToken, GeM, SumPooling
+    from experiments.validate import scale_combination, scales_label
     cfg = compose_run("multiscale=cirtorch", "aggregator=gem", "aggregator.p=4")
-    assert cfg.multiscale.p == 4        # cirtorch's mean takes GeM's p, 1 without one
-    assert compose_run("multiscale=cirtorch", "aggregator=spoc").multiscale.p == 1.0
+    assert scale_combination(cfg, GeM(p=4)).p == 4       # cirtorch's mean takes GeM's p ...
+    assert scale_combination(cfg, ClsToken(p=4)).p == 1  # ... not another aggregator's p
+    assert scale_combination(cfg, SumPooling()).p == 1
+    assert scales_label(cfg, GeM(p=4)) == "1,0.7071,0.5 mean p=4"
+    assert scales_label(compose_run("+backbone.scale=0.5"), GeM()) == "0.5"   # one other scale
+    assert scales_label(compose_run(), GeM()) == "1"
 
 
 def test_threads_and_workers_follow_the_cores_of_the_job(monkeypatch):

@@ -38,7 +38,7 @@ def test_deep_and_sift_see_the_same_resized_pixels():
 
 def test_a_scale_multiplies_the_policys_sides_before_the_patch_rounding():
     assert resized_size(640, 480, "max_side", 384, scale=0.5) == (192, 144)
-    assert resized_size(640, 480, "max_side", 384, scale=0.7071) == (272, 204)   # 271.5, 203.6
+    assert resized_size(640, 480, "max_side", 384, scale=0.7071) == (271, 203)   # 271.5, 203.6: down
     assert resized_size(33, 17, "none", 1, scale=2.0) == (66, 34)
-    assert resized_size(640, 480, "square", 224, multiple=14, scale=1.4142) == (322, 322)  # 316.8
+    assert resized_size(640, 480, "square", 224, multiple=14, scale=1.4142) == (322, 322)  # 316 -> 23 x 14
     assert resized_size(640, 480, "max_side", 384, scale=1.0) == resized_size(640, 480, "max_side", 384)
