@@ -12,7 +12,7 @@ from benchmarks.errors import ImageLoadError
 from benchmarks.imagefiles import decode_image, file_digest, file_stamp, image_size
 
 #: protocols understood by ``benchmarks.evaluation.evaluate``
-PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited")
+PROTOCOLS = ("oxford", "holidays", "ukbench", "revisited", "gldv2")
 
 #: PIL transposes for counter-clockwise turns
 _TURNS = {0: None, 90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180,

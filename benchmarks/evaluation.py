@@ -9,6 +9,7 @@ Protocols:
   ukbench: N-S score (the query counts) and mAP with the query itself as junk.
   revisited: Easy (easy positives, hard as junk), Medium (easy + hard), Hard (hard positives,
   easy as junk): mAP and mP@k of each, keys prefixed E/M/H; ``mAP`` and ``aps`` are Medium's.
+  gldv2: positives = ok, no junk; ``mAP@100`` (GLDv2's metric) always added.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def protocol_setups(dataset: RetrievalDataset) -> tuple[list[Setup], list[np.nda
     """The settings scored under ``dataset.protocol`` and, for UKBench, each query's group (its ok
     images and itself) for the N-S score (else None)."""
     qs = dataset.queries
-    if dataset.protocol in ("oxford", "holidays"):
+    if dataset.protocol in ("oxford", "holidays", "gldv2"):
         return [Setup("", [_get(q.relevant, "ok") for q in qs], [_get(q.relevant, "junk") for q in qs])], None
     if dataset.protocol == "ukbench":
         selves = [np.array([q.db_index] if q.db_index is not None else [], dtype=np.int64) for q in qs]
@@ -102,12 +103,23 @@ def _collect(dataset: RetrievalDataset, per_setup, n_s) -> dict:
     return out
 
 
+#: the mAP@k a protocol always reports (its benchmark's own metric)
+PROTOCOL_MAP_AT = {"gldv2": 100}
+
+
+def _map_at(dataset: RetrievalDataset, map_at) -> tuple[int, ...]:
+    """``map_at`` with the protocol's own k (PROTOCOL_MAP_AT) added."""
+    own = PROTOCOL_MAP_AT.get(dataset.protocol)
+    return tuple(sorted(set(map_at) | ({own} if own else set())))
+
+
 def evaluate_rankings(dataset: RetrievalDataset, rankings: np.ndarray, ks=(1, 5, 10), map_at=(),
                       recall_at=()) -> dict:
     """Metrics for full (n_queries, n_db) rankings. Returns scalars plus ``aps`` (per query);
     ``map_at`` / ``recall_at``: the k of mAP@k (GLDv2's) and Recall@k to add (none by default)."""
     if rankings.shape[0] != len(dataset.queries):
         raise ValueError(f"{rankings.shape[0]} rankings for {len(dataset.queries)} queries of {dataset.name}")
+    map_at = _map_at(dataset, map_at)
     return _collect(dataset, lambda st: mean_average_precision(rankings, st.positives, st.junk, ks,
                                                                map_at, recall_at),
                     lambda groups: ns_score(rankings, groups))
@@ -128,6 +140,7 @@ def evaluate(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarra
         raise ValueError(f"{len(queries)} query descriptors for {len(dataset.queries)} queries of {dataset.name}")
     if len(database) != len(dataset):
         raise ValueError(f"{len(database)} database descriptors for {len(dataset)} images of {dataset.name}")
+    map_at = _map_at(dataset, map_at)
     setups, groups = protocol_setups(dataset)
     tracked = [np.unique(np.concatenate([a for st in setups for a in (st.positives[i], st.junk[i])]
                                         + ([groups[i]] if groups is not None else []) + [_EMPTY]))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from benchmarks import custom, holidays, oxford, revisited, ukbench
+from benchmarks import custom, gldv2, holidays, oxford, revisited, ukbench
 from benchmarks.errors import DatasetError
 
 
@@ -167,6 +167,14 @@ def _ukbench_files(root, **_) -> list[Requirement]:
     return [Requirement(Path(root), "images", "ukbench", Path(root))]
 
 
+def _gldv2_files(root, index_csv, test_csv, solution_csv, **_) -> list[Requirement]:
+    root = Path(root)
+    return [Requirement(root / "index", "index images", "gldv2", root),
+            Requirement(root / "test", "test images", "gldv2", root),
+            *(Requirement(root / f, what, "gldv2", root) for f, what in (
+                (index_csv, "index list"), (test_csv, "test list"), (solution_csv, "ground truth")))]
+
+
 def _custom_files(root, ground_truth, **_) -> list[Requirement]:
     hint = "see docs/datasets.md (your own data) for the layout and the ground-truth schema"
     return [Requirement(Path(root), "images", hint=hint),
@@ -201,6 +209,15 @@ ENTRIES: dict[str, DatasetEntry] = {e.key: e for e in (
     DatasetEntry("ukbench", "benchmarks.ukbench.load_ukbench", ukbench.LAYOUT, _ukbench_files,
                  Recipe((Remote("https://archive.org/download/ukbench/ukbench.zip"),), "full", 10200)),
     DatasetEntry("custom", "benchmarks.custom.load_custom", custom.LAYOUT, _custom_files),
+    DatasetEntry("gldv2", "benchmarks.gldv2.load_gldv2", gldv2.LAYOUT, _gldv2_files,
+                 Recipe(manual=(
+                     "GLDv2's retrieval data (the index, 761,757 images in 100 tar files, the test "
+                     "set in 20, and the CSV files) is published by the Common "
+                     "Visual Data Foundation: follow the download instructions of "
+                     "https://github.com/cvdfoundation/google-landmark (index_*.tar into ROOT/index, "
+                     "test_*.tar into ROOT/test, index.csv, test.csv and "
+                     "retrieval_solution_v2.1.csv into ROOT), then check each archive's md5 "
+                     "against the lists published beside them"))),
     DatasetEntry("demo", "benchmarks.demo.demo_dataset",
                  "  nothing: rendered from photos that ship inside pip packages"),
     DatasetEntry("revisitop1m", None, (

@@ -53,8 +53,8 @@ def test_loader_errors_print_the_entry_layout_and_how_to_get_it(entry, tmp_path)
 
 
 def test_recipes_can_be_followed():
-    assert registry.downloadable() == ["flickr100k", "holidays", "oxford5k", "paris6k", "revisitop1m",
-                                       "roxford5k", "rparis6k", "ukbench"]
+    assert registry.downloadable() == ["flickr100k", "gldv2", "holidays", "oxford5k", "paris6k",
+                                       "revisitop1m", "roxford5k", "rparis6k", "ukbench"]
     for key in registry.downloadable():
         recipe = ENTRIES[key].recipe
         assert bool(recipe.remotes) != bool(recipe.manual), key
