@@ -1,4 +1,5 @@
-"""Ground truth in the revisitop schema, read from a pickle, JSON or MATLAB file.
+"""Ground truth in the revisitop schema, read from a pickle, JSON or MATLAB file, or from three
+CSV files (``read_csv_ground_truth``: the layout other code exports, ILIAS-style).
 
 Schema: ``imlist`` (database image names, in database order), the queries as ``qimlist`` (image
 names) or ``qidx`` (database indices), and ``gnd[i]`` per query: optional ``bbx`` (x1, y1, x2, y2
@@ -8,6 +9,7 @@ boxes are pixel coordinates in every format.
 """
 from __future__ import annotations
 
+import csv
 import json
 import math
 import reprlib
@@ -122,6 +124,65 @@ def _parse(raw, base: int, path: Path) -> GroundTruth:
                          for k in KINDS[kind]})
         boxes.append(_box(g.get("bbx"), path, qn))
     return GroundTruth(imlist, query_names, query_db, relevant, boxes, protocol or "oxford")
+
+
+def read_csv_ground_truth(database_csv: Path, queries_csv: Path, relevance_csv: Path) -> GroundTruth:
+    """The ground truth of three CSV files (a header row each; names with or without suffix):
+
+    database_csv:  column ``image``, the database in its order;
+    queries_csv:   column ``image`` (a database image or another file), optional ``x1, y1, x2, y2``
+                   (the query's box, pixels; all four or none);
+    relevance_csv: columns ``query``, ``image``, ``relevance`` (``ok`` / ``junk`` for the Oxford
+                   protocol, ``easy`` / ``hard`` / ``junk`` for the revisited one): one row per
+                   relevant or junk image of a query.
+    Every name is checked: a relevance row naming an unknown query or image stops with the file
+    and the line."""
+    def rows(path: Path, needed: tuple[str, ...]) -> list[tuple[int, dict]]:
+        if not Path(path).is_file():
+            raise DatasetError(f"ground-truth file {path} does not exist")
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            missing = [c for c in needed if c not in (reader.fieldnames or [])]
+            if missing:
+                raise DatasetError(f"ground-truth file {path} has no column {', '.join(missing)} (its "
+                                   f"header: {reader.fieldnames})")
+            return list(enumerate(reader, start=2))
+    imlist = [r["image"] for _, r in rows(database_csv, ("image",))]
+    queries = rows(queries_csv, ("image",))
+    names = [strip_suffix(r["image"]) for _, r in queries]
+    which = {n: i for i, n in enumerate(names)}
+    if len(which) < len(names):
+        raise DatasetError(f"ground-truth file {queries_csv} lists a query image twice")
+    position = {strip_suffix(n): i for i, n in enumerate(imlist)}
+    gnd: list[dict] = [{} for _ in names]
+    for (line, r), g in zip(queries, gnd):
+        corners = [r.get(k) for k in ("x1", "y1", "x2", "y2")]
+        if any(c not in (None, "") for c in corners):
+            try:
+                g["bbx"] = [float(c) for c in corners]
+            except (TypeError, ValueError):
+                raise DatasetError(f"ground-truth file {queries_csv} line {line}: the box needs four "
+                                   f"numbers x1, y1, x2, y2, got {corners}") from None
+    for line, r in rows(relevance_csv, ("query", "image", "relevance")):
+        q, im, kind = strip_suffix(r["query"]), strip_suffix(r["image"]), r["relevance"]
+        if q not in which:
+            raise DatasetError(f"ground-truth file {relevance_csv} line {line}: query {r['query']!r} "
+                               f"is not in {queries_csv}")
+        if im not in position:
+            raise DatasetError(f"ground-truth file {relevance_csv} line {line}: image {r['image']!r} "
+                               f"is not in {database_csv}")
+        if kind not in ("ok", "junk", "easy", "hard"):
+            raise DatasetError(f"ground-truth file {relevance_csv} line {line}: relevance {kind!r}; "
+                               "expected ok, junk, easy or hard")
+        gnd[which[q]].setdefault(kind, []).append(position[im])
+    protocol = "revisited" if any("easy" in g or "hard" in g for g in gnd) else "oxford"
+    for name, g in zip(names, gnd):
+        if protocol == "revisited" and "ok" in g:
+            raise DatasetError(f"ground-truth file {relevance_csv} mixes ok with easy / hard "
+                               f"(query {name!r}); use one protocol's relevance for every query")
+        for kind in KINDS[protocol]:      # a query without some kind gets an empty list of it
+            g.setdefault(kind, [])
+    return _parse({"imlist": imlist, "qimlist": names, "gnd": gnd}, 0, Path(relevance_csv))
 
 
 def _sequence(value, path: Path, field: str) -> list:

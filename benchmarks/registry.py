@@ -175,6 +175,13 @@ def _gldv2_files(root, index_csv, test_csv, solution_csv, **_) -> list[Requireme
                 (index_csv, "index list"), (test_csv, "test list"), (solution_csv, "ground truth")))]
 
 
+def _custom_csv_files(root, database_csv, queries_csv, relevance_csv, **_) -> list[Requirement]:
+    hint = "see docs/datasets.md (your own data) for the CSV layout"
+    return [Requirement(Path(root), "images", hint=hint),
+            *(Requirement(Path(root) / f, "ground truth", hint=hint)
+              for f in (database_csv, queries_csv, relevance_csv))]
+
+
 def _custom_files(root, ground_truth, **_) -> list[Requirement]:
     hint = "see docs/datasets.md (your own data) for the layout and the ground-truth schema"
     return [Requirement(Path(root), "images", hint=hint),
@@ -209,6 +216,8 @@ ENTRIES: dict[str, DatasetEntry] = {e.key: e for e in (
     DatasetEntry("ukbench", "benchmarks.ukbench.load_ukbench", ukbench.LAYOUT, _ukbench_files,
                  Recipe((Remote("https://archive.org/download/ukbench/ukbench.zip"),), "full", 10200)),
     DatasetEntry("custom", "benchmarks.custom.load_custom", custom.LAYOUT, _custom_files),
+    DatasetEntry("custom_csv", "benchmarks.custom.load_custom_csv", custom.CSV_LAYOUT,
+                 _custom_csv_files),
     DatasetEntry("gldv2", "benchmarks.gldv2.load_gldv2", gldv2.LAYOUT, _gldv2_files,
                  Recipe(manual=(
                      "GLDv2's retrieval data (the index, 761,757 images in 100 tar files, the test "
