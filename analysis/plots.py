@@ -160,28 +160,49 @@ def _panels_of_bars(df: pd.DataFrame, value: str, names: list[str], colours: dic
 
 
 # ----------------------------------------------------------------------------- plots
-def dim_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
-    """``metric`` against descriptor dimension (log scale), one line per aggregator (and
-    re-ranking), one panel per dataset."""
-    df = _newest(df[df[metric].notna()])
-    df = df.assign(method=_method_labels(df))
+def _log2_lines(df: pd.DataFrame, x: str, xlabel: str, metric: str, legend: str, path, pdf: bool):
+    """``metric`` against column ``x`` (log2 axis, its values as ticks), one line per ``method``
+    of ``df``, one panel per dataset."""
     datasets = sorted(df["dataset"].unique())
     fig, axes = _panels(len(datasets))
     for ax, ds in zip(axes, datasets):
         sub = df[df["dataset"] == ds]
         for method, g in sub.groupby("method", sort=True):
-            g = g.groupby("dim")[metric].last()
+            g = g.groupby(x)[metric].last()
             ax.plot(g.index, g.values, marker="o", label=method)
-        dims = sorted(sub["dim"].unique())
+        ticks = sorted(int(v) for v in sub[x].unique())
         ax.set_xscale("log", base=2)
-        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.set_xticks(ticks, [str(t) for t in ticks])
         ax.minorticks_off()
-        ax.set_xlabel("descriptor dimension D (log scale)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(metric_label(metric))
         ax.set_title(ds)
         ax.grid(alpha=0.3)
-        ax.legend(title=_method_title(df), fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE)
+        ax.legend(title=legend, fontsize=LEGEND_FONTSIZE, title_fontsize=LEGEND_FONTSIZE)
     return save_figure(fig, path, pdf)
+
+
+def dim_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
+    """``metric`` against descriptor dimension (log scale), one line per aggregator (and
+    re-ranking), one panel per dataset."""
+    df = _newest(df[df[metric].notna()])
+    df = df.assign(method=_method_labels(df))
+    return _log2_lines(df, "dim", "descriptor dimension D (log scale)", metric, _method_title(df),
+                       path, pdf)
+
+
+def bytes_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
+    """``metric`` against bytes per database image (log scale): one line per aggregator and kind
+    of code (``pq``, ``opq``, ``binary``, each over its sizes), and the float32 descriptors of
+    each PCA dimension (4 bytes a dimension) as a line of their own: the paper's trade-off of
+    size against accuracy, one panel per dataset."""
+    df = _newest(df[df[metric].notna()])
+    kinds = [c.split(" ")[0] + (" sym" if "symmetric" in c else "") if c != "none" else "float32"
+             for c in df["codes"]]
+    several = df["aggregator"].nunique() > 1
+    df = df.assign(method=[f"{a}, {k}" if several else k for a, k in zip(df["aggregator"], kinds)])
+    return _log2_lines(df, "bytes", "bytes per database image (log scale)", metric,
+                       "aggregator, code" if several else "code", path, pdf)
 
 
 def aggregator_bars(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP",
@@ -370,8 +391,11 @@ def rerank_gain_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "
 
 
 def comparison_plot(df: pd.DataFrame, path: Path | None = None, metric: str = "mAP", pdf: bool = False):
-    """The overview of a run or sweep: ``dim_plot`` when some aggregator was run at several
-    dimensions on one dataset, else ``aggregator_bars``."""
+    """The overview of a run or sweep: ``bytes_plot`` when some run searched compact codes,
+    ``dim_plot`` when some aggregator was run at several dimensions on one dataset, else
+    ``aggregator_bars``."""
+    if "codes" in df.columns and bool((df["codes"] != "none").any()):
+        return bytes_plot(df, path, metric, pdf)
     if df.groupby(["aggregator", "dataset"])["dim"].nunique().max() > 1:
         return dim_plot(df, path, metric, pdf)
     return aggregator_bars(df, path, metric, pdf=pdf)

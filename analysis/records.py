@@ -28,9 +28,11 @@ NEUTRAL_NODES = {"map_at": [], "recall_at": []}
 
 def config_hash(cfg: dict) -> str:
     """12 hex digits over the resolved config, non-semantic keys and neutral values removed
-    (``multiscale`` at the one scale 1, where its combination is never used)."""
+    (``multiscale`` at the one scale 1, where its combination is never used; ``codes`` of kind
+    none, whose other keys are then unused)."""
     cfg = {k: v for k, v in cfg.items() if not (k in NEUTRAL_NODES and v == NEUTRAL_NODES[k])
-           and not (k == "multiscale" and isinstance(v, dict) and v.get("scales") == [1.0])}
+           and not (k == "multiscale" and isinstance(v, dict) and v.get("scales") == [1.0])
+           and not (k == "codes" and isinstance(v, dict) and v.get("kind") == "none")}
     return hashlib.sha1(json.dumps(_semantic(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

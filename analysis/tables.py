@@ -13,21 +13,23 @@ import pandas as pd
 from analysis.paper import NO_RERANK, PAPER_METRIC, mark_reconstruction, paper_value
 from benchmarks.errors import OutputError
 
-ID_COLUMNS = ["dataset", "extractor", "scales", "aggregator", "rerank", "dim", "fit_on"]
+ID_COLUMNS = ["dataset", "extractor", "scales", "aggregator", "rerank", "dim", "codes", "fit_on"]
 #: the ``scales`` of a single-scale run (every record of versions without multi-scale runs)
 SINGLE_SCALE = "1"
+#: the ``codes`` of a run that searched its float32 descriptors
+NO_CODES = "none"
 TIME_COLUMNS = ["extract_s", "aggregate_s"]
 #: columns that describe a run rather than measure it
 DESCRIPTIVE = ["dataset", "feature_type", "extractor", "scales", "aggregator", "aggregator_class",
-               "params",
+               "params", "codes", "bytes",
                "rerank", "rerank_label", "dim", "fit_on", "whiten", "experiment", "config_hash",
                "job_dir", "timestamp", "status", "error"]
 #: candidate row keys of an ablation table, in display order
 METHOD_COLUMNS = ["feature_type", "extractor", "scales", "aggregator", "params", "rerank",
-                  "rerank_label", "dim", "fit_on", "whiten"]
+                  "rerank_label", "dim", "codes", "fit_on", "whiten"]
 #: what makes two runs the same setting apart from their re-ranking
 SETTING_COLUMNS = ["dataset", "feature_type", "extractor", "scales", "aggregator", "params", "dim",
-                   "fit_on", "whiten"]
+                   "codes", "fit_on", "whiten"]
 PAPER_SUFFIX = " (paper)"
 
 
@@ -48,7 +50,9 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "params": ", ".join(f"{k}={v}" for k, v in sorted(params.items())),
                "rerank": rerank,
                "rerank_label": mark_reconstruction(str(r.get("rerank_label") or rerank), rerank),
-               "dim": r.get("dim"), "fit_on": post.get("fit_on"), "whiten": post.get("whiten"),
+               "dim": r.get("dim"), "codes": r.get("codes") or NO_CODES,
+               "bytes": r.get("bytes_per_image") or (4 * r["dim"] if r.get("dim") else None),
+               "fit_on": post.get("fit_on"), "whiten": post.get("whiten"),
                "experiment": r.get("experiment"), "status": r.get("status", "ok"),
                "error": r.get("error", "")}
         row.update({f"agg.{k}": v for k, v in params.items()})
@@ -112,8 +116,9 @@ def paper_column(df: pd.DataFrame) -> pd.Series:
 
 def row_paper_value(r, dataset: str, metric: str) -> float | None:
     """The paper's number for a frame row's setting (its aggregator, dimension, feature type and
-    re-ranking, at one scale: the paper extracted at one), else None."""
-    if r.get("scales", SINGLE_SCALE) != SINGLE_SCALE:
+    re-ranking, at one scale and in float: the paper extracted at one and searched floats),
+    else None."""
+    if r.get("scales", SINGLE_SCALE) != SINGLE_SCALE or r.get("codes", NO_CODES) != NO_CODES:
         return None
     return paper_value(r["aggregator"], dataset, metric, r.get("dim"), r.get("feature_type", "deep"),
                        r["rerank"])
@@ -125,7 +130,8 @@ def format_table(df: pd.DataFrame) -> str:
     extraction and aggregation seconds; ``status`` and ``error`` (its first line) when some
     configuration of a sweep failed."""
     ids = [c for c in ID_COLUMNS if c in df.columns and (c != "rerank" or has_rerank(df))
-           and (c != "scales" or bool((df[c] != SINGLE_SCALE).any()))]
+           and (c != "scales" or bool((df[c] != SINGLE_SCALE).any()))
+           and (c != "codes" or bool((df[c] != NO_CODES).any()))]
     failed = "status" in df.columns and bool((df["status"] != "ok").any())
     out = df[ids + (["status"] if failed else []) + metric_columns(df)].copy()
     if "rerank" in ids:

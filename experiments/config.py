@@ -36,6 +36,14 @@ class MultiscaleConfig:
 
 
 @dataclass
+class CodesConfig:
+    """Compact codes of the final descriptors, searched as such (aggregators/codes.py)."""
+    kind: str = "none"                        # none | pq | opq | binary
+    bytes: Optional[int] = None               # bytes per image (pq, opq: sub-quantisers; binary: bits / 8)
+    symmetric: bool = False                   # code the queries too (default: asymmetric, float queries)
+
+
+@dataclass
 class RunConfig(ExecutionSettings):
     backbone: Any = MISSING
     dataset: Any = MISSING
@@ -43,6 +51,7 @@ class RunConfig(ExecutionSettings):
     rerank: Any = MISSING
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     multiscale: MultiscaleConfig = field(default_factory=MultiscaleConfig)
+    codes: CodesConfig = field(default_factory=CodesConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     aggregator_fit_on: str = "${postprocess.fit_on}"  # dataset learned aggregators are fitted on
     max_fit_images: Optional[int] = None      # cap on fitting images (null: all)

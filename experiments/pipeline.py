@@ -18,7 +18,7 @@ from experiments.adapters import build_dataset, dataset_config, plain
 from benchmarks.evaluation import check_scorable
 from benchmarks.errors import ConfigError, ParameterError
 from experiments import stages
-from experiments.validate import instantiate_checked, scale_combination
+from experiments.validate import build_codes, instantiate_checked, scale_combination
 from features.multiscale import MultiScaleSource
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 # ----------------------------------------------------------------------------- what a run reads
 def fit_sets_read(cfg: DictConfig, learns: bool) -> dict[str, str]:
     """{setting: dataset name} of the fitting sets this run reads: ``postprocess.fit_on`` when
-    PCA is on, ``aggregator_fit_on`` when the aggregator learns."""
+    PCA is on or PQ / OPQ codes learn their codebooks, ``aggregator_fit_on`` when the aggregator
+    learns."""
     out = {}
-    if cfg.postprocess.pca:
+    if cfg.postprocess.pca or OmegaConf.select(cfg, "codes.kind", default="none") in ("pq", "opq"):
         out["postprocess.fit_on"] = cfg.postprocess.fit_on
     if learns:
         out["aggregator_fit_on"] = cfg.aggregator_fit_on
@@ -125,8 +126,10 @@ class Evaluation:
     aggregator_fit_on: str
     rerank: str
     dataset: RetrievalDataset
-    queries: np.ndarray       # (n_q, D) final query descriptors, before re-ranking
-    database: np.ndarray      # (N, D) final database descriptors, before re-ranking
+    queries: np.ndarray       # (n_q, D) final query descriptors, before re-ranking (decoded codes)
+    database: np.ndarray      # (N, D) final database descriptors, before re-ranking (decoded codes)
+    codes: str = "none"       # the compact codes searched ("pq 16 B"), "none" for float32
+    bytes_per_image: int = 0  # what one database image's descriptor or code takes
 
 
 def postprocess_chain(cfg: DictConfig):
@@ -190,6 +193,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         names = [im.name for im in dataset.images]
         chain = postprocess_chain(cfg.postprocess)
         pca_set = fit_sets.get(reads.get("postprocess.fit_on", ""))
+        chain_key = None   # the chain's fit key (None when PCA learns on the test set itself)
         if pca_set is not None and pca_set.name == dataset.name:
             # PCA learned on the test set itself: every raw descriptor is needed first
             with watch("aggregate_s"):
@@ -226,6 +230,16 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
                                                    chain.transform, combination=combination)
             X[x_empty], extra[extra_empty] = 0.0, 0.0   # no local features: matches nothing
             Q, _ = stages.query_matrix(dataset, X, x_empty, extra, extra_empty, test.query_index)
+        codes, dim = None, int(X.shape[1])     # the descriptor's dimension, coded or not
+        bytes_per_image = 4 * dim
+        if OmegaConf.select(cfg, "codes.kind", default="none") != "none":
+            with watch("codes_s"), config_path("codes"):
+                on_test = pca_set is not None and pca_set.name == dataset.name
+                codes = stages.fit_codes(build_codes(cfg), agg, chain, chain_key, pca_set,
+                                         X[~x_empty], on_test, cache_root, combination)
+                X, Q = codes.database(X), codes.queries(Q)
+                X[x_empty] = 0.0
+            bytes_per_image = int(cfg.codes.bytes)
 
         with watch("search_s"), config_path("rerank"):
             metrics, result = stages.rank_and_score(dataset, Q, X, reranker, cfg.top_k, cfg.device,
@@ -235,6 +249,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
     timings = watch.rounded()
     if not discard:   # with discard, extraction and encoding are one streamed pass
         timings["extract_s"] = round(source.seconds, 3)
-    return Evaluation(metrics, timings, int(X.shape[1]), result.indices, aps,
+    return Evaluation(metrics, timings, dim, result.indices, aps,
                       reads.get("postprocess.fit_on", "-"), reads.get("aggregator_fit_on", "-"),
-                      reranker.label, dataset, Q, X)
+                      reranker.label, dataset, Q, X, codes.label if codes is not None else "none",
+                      bytes_per_image)

@@ -53,6 +53,8 @@ def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) 
         "rerank": choices.get("rerank", "none"),
         "rerank_label": ev.rerank,
         "dim": ev.dim,
+        "codes": ev.codes,
+        "bytes_per_image": ev.bytes_per_image,
         "postprocess": resolved["postprocess"] | {"fit_on": ev.fit_on},
         "aggregator_fit_on": ev.aggregator_fit_on,
         "metrics": ev.metrics,

@@ -169,6 +169,24 @@ def fit_postprocess(chain, agg, agg_key: str, settings: dict, pca_set: FitSet | 
     return chain, key
 
 
+def fit_codes(codes, agg, chain, chain_key: str | None, fit_set: FitSet | None,
+              test_rows: np.ndarray, fit_on_test: bool = False, cache_root=None, combination=None):
+    """``codes`` fitted on the final descriptors of ``fit_set`` (encoded by ``agg`` and
+    ``chain``), cached like the other fits (keyed by the chain's fit and the codes' settings);
+    on ``test_rows`` (the test set's own final descriptors, not cached) when PCA learned on the
+    test set too (``fit_on_test``). Binary codes learn nothing: only their width is checked."""
+    from experiments import fitted
+    if codes.kind == "binary" or fit_on_test:
+        return codes.fit(test_rows if fit_on_test else test_rows[:1])
+    if fit_set is None:
+        raise ConfigError(f"codes.kind={codes.kind}: its codebooks learn on postprocess.fit_on's set, "
+                          "which this run does not read")
+    key = fitted.fit_key({"chain": chain_key, "codes": codes.get_params()}, fit_set.identity)
+    return fitted.cached_fit(cache_root, "codes", key, lambda: codes.fit(chain.transform(encode(
+        agg, fit_set.features, empty_images="zero", combination=combination)[0])),
+        expected=type(codes))
+
+
 # ----------------------------------------------------------------------------- encode
 def encode(agg, feats: Sequence[LocalFeatures] | MultiScaleFeatures,
            names: Sequence[str] | None = None, empty_images: str = "error",

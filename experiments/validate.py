@@ -138,6 +138,33 @@ def instantiate_checked(node, group: str):
     return obj
 
 
+def build_codes(cfg: DictConfig):
+    """The CompactCodes of ``codes`` (ParameterError naming ``codes.KEY``)."""
+    from aggregators.codes import CompactCodes
+    try:
+        return CompactCodes(cfg.codes.kind, cfg.codes.bytes, cfg.codes.symmetric, cfg.seed)
+    except ParameterError as e:
+        raise e.with_prefix("codes") from None
+
+
+def check_codes(cfg: DictConfig) -> None:
+    """``codes``: a kind that exists, a size that fits ``postprocess.dim`` (when PCA fixes it),
+    faiss importable for the codes it trains."""
+    if cfg.codes.kind == "none":
+        return
+    codes = build_codes(cfg)
+    if cfg.postprocess.pca and cfg.postprocess.dim is not None:
+        try:
+            codes.check_dim(int(cfg.postprocess.dim))
+        except ParameterError as e:
+            raise ConfigError(f"{e.with_prefix('codes')}, with postprocess.dim={cfg.postprocess.dim}") from None
+    if codes.kind in ("pq", "opq"):
+        try:
+            import faiss  # noqa: F401 -- its k-means trains the codebooks
+        except ImportError:
+            raise ConfigError(f"codes.kind={codes.kind}: needs faiss (pip install faiss-cpu)") from None
+
+
 def check_metric_settings(cfg: DictConfig) -> None:
     """``map_at`` and ``recall_at``: lists of positive integers (each k named when it is not)."""
     for key in ("map_at", "recall_at"):
@@ -181,6 +208,7 @@ def check_run(cfg: DictConfig) -> None:
     check_values(cfg.store, {"local_features": OneOf(("keep", "discard"))}, prefix="store")
     check_values(cfg, RUN)
     check_metric_settings(cfg)
+    check_codes(cfg)
     if cfg.search_backend == "faiss":
         try:
             import faiss  # noqa: F401 -- imported up front: a broken install is named before work

@@ -267,3 +267,14 @@ def test_bars_of_several_scale_sets_keep_each_set_apart(make_record):
                         make_record("demo", "gem", 0.9, config_hash="ms") | {"scales": "1,0.5 max"}])
     assert _method_labels(df) == ["gem @ 1", "gem @ 1,0.5 max"]
     assert _method_labels(df.iloc[:1]) == ["gem"]
+
+
+def test_coded_runs_plot_map_against_bytes_per_image(make_record, tmp_path):
+    from analysis.plots import comparison_plot
+    recs = [make_record("demo", "spoc", v, dim=256, config_hash=f"c{i}") | {"codes": c, "bytes_per_image": b}
+            for i, (c, b, v) in enumerate([("pq 8 B", 8, 0.6), ("pq 16 B", 16, 0.7), ("none", 1024, 0.85)])]
+    ax = comparison_plot(records_frame(recs), tmp_path / "c.png").axes[0]
+    assert (tmp_path / "c.png").exists()
+    assert ax.get_xlabel().startswith("bytes per database image")
+    assert sorted(line.get_label() for line in ax.get_lines()) == ["float32", "pq"]
+    assert [list(line.get_xdata()) for line in ax.get_lines()] == [[1024], [8, 16]]

@@ -91,3 +91,10 @@ def test_metrics_at_k_left_at_none_hash_as_before():
     base = {"aggregator": {"p": 3}}
     assert config_hash(base | {"map_at": [], "recall_at": []}) == config_hash(base)
     assert config_hash(base | {"map_at": [100]}) != config_hash(base)
+
+
+def test_codes_of_kind_none_hash_as_before():
+    base = {"aggregator": {"p": 3}}
+    none = {"kind": "none", "bytes": 16, "symmetric": False}
+    assert config_hash(base | {"codes": none}) == config_hash(base)
+    assert config_hash(base | {"codes": none | {"kind": "pq"}}) != config_hash(base)

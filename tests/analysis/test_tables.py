@@ -329,3 +329,20 @@ def test_scales_are_a_method_column_only_when_some_run_was_multi_scale(make_reco
     assert t.loc[("1", "sum"), "holidays mAP"] == 0.7
     assert t.loc[("1", "sum"), "holidays mAP (paper)"] == 0.802       # the paper's: one scale
     assert np.isnan(t.loc[("1,0.7071,0.5 mean", "sum"), "holidays mAP (paper)"])
+
+
+def test_codes_and_bytes_per_image_in_tables_only_where_some_run_coded(make_record):
+    r = make_record
+    plain = records_frame([r("holidays", "sum", 0.7)])
+    assert plain["codes"].tolist() == ["none"] and plain["bytes"].tolist() == [1024]   # 4 x 256
+    assert "codes" not in format_table(plain) and "codes" not in metric_columns(plain)
+    coded = r("holidays", "sum", 0.6, config_hash="pq") | {"codes": "pq 16 B", "bytes_per_image": 16}
+    df = records_frame([r("holidays", "sum", 0.7), coded])
+    assert df["bytes"].tolist() == [1024, 16] and "pq 16 B" in format_table(df)
+    assert method_columns(df) == ["aggregator", "codes"]
+    assert np.isnan(paper_value_of(df, "pq 16 B"))
+
+
+def paper_value_of(df, codes):
+    from analysis.tables import paper_column
+    return paper_column(df)[df["codes"] == codes].iloc[0]

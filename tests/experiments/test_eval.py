@@ -71,3 +71,23 @@ def test_an_outside_method_is_scored_and_a_mismatched_file_is_named(exported):
     assert p.returncode == 2 and "demo_holdout has 288" in p.stderr
     p = deepagg(["nowhere"], tmp, store, check=False, app="experiments.export_app")
     assert p.returncode == 2 and "nowhere is no deepagg-run job folder" in p.stderr
+
+
+def test_binary_codes_rank_as_hamming_distances_of_the_exported_descriptors(exported):
+    """A run with symmetric binary codes scores exactly the Hamming ranking of the signs of the
+    leading 64 dimensions of the same descriptors, computed here from the export."""
+    from benchmarks import evaluate
+    from benchmarks.descriptor_files import read_descriptors
+    from experiments.adapters import job_dataset
+    tmp, store, _ = exported
+    deepagg([*FAST_STORE, "codes=binary", "codes.bytes=8", "codes.symmetric=true",
+             "hydra.run.dir=binary"], tmp, store)
+    rec = _record(tmp / "binary")
+    assert rec["codes"] == "binary 8 B (symmetric)" and rec["bytes_per_image"] == 8
+    d = read_descriptors(tmp / "run" / "descriptors")
+    signs = lambda a: np.where(a[:, :64] >= 0, 1.0, -1.0).astype(np.float32)   # noqa: E731
+    q, x = signs(d.queries), signs(d.database)
+    assert np.array_equal(q @ x.T, 64 - 2 * (q[:, None, :] != x[None, :, :]).sum(-1))  # Hamming
+    metrics, _ = evaluate(job_dataset(tmp / "run"), q, x)
+    assert rec["metrics"]["mAP"] == metrics["mAP"] and rec["metrics"]["mP@5"] == metrics["mP@5"]
+    assert "binary 8 B" in (tmp / "binary" / "table.md").read_text()

@@ -396,14 +396,9 @@ def test_multiscale_runs_reuse_the_scale_1_entry_and_discard_gives_the_kept_numb
     p = deepagg_run([*ms, "hydra.run.dir=keep"], tmp_path, store)
     log = p.stdout + p.stderr
     assert "extracting up to 80 images at scale 0.5" in log and "images at scale 1 into" not in log
-    keep, single = _record(tmp_path, "keep"), None
+    keep = _record(tmp_path, "keep")
     assert keep["scales"] == "1,0.5 max"
     assert "1,0.5 max" in (tmp_path / "keep" / "table.md").read_text()
-    p = deepagg_run([*FAST_STORE, "aggregator=gem", "hydra.run.dir=single"], tmp_path, store)
-    single = _record(tmp_path, "single")
-    assert single["scales"] == "1" and "extracting" not in p.stdout + p.stderr
-    assert "scales" not in (tmp_path / "single" / "table.md").read_text()   # one scale: as before
-    assert keep["metrics"] != single["metrics"]
     p = deepagg_run([*ms, "store.local_features=discard", "hydra.run.dir=discard"], tmp_path, store)
     discard = _record(tmp_path, "discard")
     assert discard["metrics"] == keep["metrics"] and discard["dim"] == keep["dim"]

@@ -55,6 +55,9 @@ def compose_run():
     (["multiscale.scales=[1,8]"], "scales up to 4.0"),
     (["multiscale.scales=[1,0.05]"], "scale 0.05 makes backbone.image_size=384 images of 19 px, below min_image_side=32"),
     (["map_at=[100,0]"], "map_at=0: must be a positive integer (the k of a metric)"),
+    (["codes=binary", "codes.bytes=64"], "codes.bytes=64: binary codes of 64 bytes need 512 dimensions"),
+    (["codes=pq", "codes.bytes=7"], "codes.bytes=7: pq splits the 256 dimensions into 7 equal slices"),
+    (["codes.kind=lsh"], "codes.kind='lsh'"),
     (["recall_at=[1.5]"], "recall_at=1.5"),
 ])
 def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
