@@ -18,7 +18,7 @@ from experiments.adapters import build_dataset, dataset_config, plain
 from benchmarks.evaluation import check_scorable
 from benchmarks.errors import ConfigError, ParameterError
 from experiments import stages
-from experiments.validate import build_codes, instantiate_checked, scale_combination
+from experiments.validate import build_codes, instantiate_checked, scale_combination, scales_label
 from features.multiscale import MultiScaleSource
 
 log = logging.getLogger(__name__)
@@ -130,6 +130,7 @@ class Evaluation:
     database: np.ndarray      # (N, D) final database descriptors, before re-ranking (decoded codes)
     codes: str = "none"       # the compact codes searched ("pq 16 B"), "none" for float32
     bytes_per_image: int = 0  # what one database image's descriptor or code takes
+    scales: str = "1"         # the scales and their combination (validate.scales_label)
 
 
 def postprocess_chain(cfg: DictConfig):
@@ -208,8 +209,10 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
             if combination is not None:   # the chain is fitted on combined descriptors
                 settings["multiscale"] = OmegaConf.to_container(cfg.multiscale, resolve=True)
             with watch("postprocess_s"), config_path("postprocess"):
-                chain, chain_key = stages.fit_postprocess(chain, agg, agg_key, settings, pca_set,
-                                                          cache_root, combination)
+                # pca_set is read for PQ codebooks too; without PCA the chain learns nothing
+                chain, chain_key = stages.fit_postprocess(
+                    chain, agg, agg_key, settings, pca_set if cfg.postprocess.pca else None,
+                    cache_root, combination)
             if discard:
                 # multi-scale: each scale's aggregated rows are stored, keyed by the aggregator
                 key = (f"{agg_key}|{cfg.store.dtype}|per-scale" if combination is not None
@@ -239,7 +242,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
                                          X[~x_empty], on_test, cache_root, combination)
                 X, Q = codes.database(X), codes.queries(Q)
                 X[x_empty] = 0.0
-            bytes_per_image = int(cfg.codes.bytes)
+            bytes_per_image = codes.bytes
 
         with watch("search_s"), config_path("rerank"):
             metrics, result = stages.rank_and_score(dataset, Q, X, reranker, cfg.top_k, cfg.device,
@@ -252,4 +255,4 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
     return Evaluation(metrics, timings, dim, result.indices, aps,
                       reads.get("postprocess.fit_on", "-"), reads.get("aggregator_fit_on", "-"),
                       reranker.label, dataset, Q, X, codes.label if codes is not None else "none",
-                      bytes_per_image)
+                      bytes_per_image, scales_label(cfg, agg))

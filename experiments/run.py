@@ -35,8 +35,6 @@ def aggregator_label(choice: str, overrides: list[str]) -> str:
 
 
 def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) -> dict:
-    from experiments.adapters import instantiate_group
-    from experiments.validate import scales_label
     from features.extractor import feature_kind
     resolved = OmegaConf.to_container(cfg, resolve=True)
     agg_params = {k: v for k, v in resolved["aggregator"].items() if k != "_target_"}
@@ -49,7 +47,7 @@ def build_record(cfg: DictConfig, ev, choices: dict, job_dir: Path, chash: str) 
         "aggregator_params": agg_params,
         "extractor": choices.get("backbone", cfg.backbone.get("name", "custom")),
         "feature_type": feature_kind(cfg.backbone),
-        "scales": scales_label(cfg, instantiate_group(cfg.aggregator, "aggregator")),
+        "scales": ev.scales,
         "rerank": choices.get("rerank", "none"),
         "rerank_label": ev.rerank,
         "dim": ev.dim,
