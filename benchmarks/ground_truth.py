@@ -58,7 +58,7 @@ def read_ground_truth(path: Path | str) -> GroundTruth:
     else:
         raise DatasetError(f"ground-truth file {path}: unknown format {suffix!r}; "
                            "use .pkl, .json or .mat (schema in docs/datasets.md)")
-    return _parse(raw, base, path)
+    return parse_ground_truth(raw, base, path)
 
 
 def _read_mat(path: Path) -> dict:
@@ -80,7 +80,7 @@ def _read_mat(path: Path) -> dict:
     return out
 
 
-def _parse(raw, base: int, path: Path) -> GroundTruth:
+def parse_ground_truth(raw, base: int, path: Path) -> GroundTruth:
     """The ground truth of ``raw``; ``base`` 1 (a .mat: indices 1-based, stored as doubles) or 0."""
     if not isinstance(raw, Mapping):
         raise DatasetError(f"ground-truth file {path} holds a {type(raw).__name__}, not a mapping with "
@@ -182,7 +182,7 @@ def read_csv_ground_truth(database_csv: Path, queries_csv: Path, relevance_csv: 
                                f"(query {name!r}); use one protocol's relevance for every query")
         for kind in KINDS[protocol]:      # a query without some kind gets an empty list of it
             g.setdefault(kind, [])
-    return _parse({"imlist": imlist, "qimlist": names, "gnd": gnd}, 0, Path(relevance_csv))
+    return parse_ground_truth({"imlist": imlist, "qimlist": names, "gnd": gnd}, 0, Path(relevance_csv))
 
 
 def _sequence(value, path: Path, field: str) -> list:

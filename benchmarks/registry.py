@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
-from benchmarks import custom, gldv2, holidays, oxford, revisited, ukbench
+from benchmarks import custom, gldv2, holidays, instre, oxford, revisited, ukbench
 from benchmarks.errors import DatasetError
 
 
@@ -182,6 +182,19 @@ def _custom_csv_files(root, database_csv, queries_csv, relevance_csv, **_) -> li
               for f in (database_csv, queries_csv, relevance_csv))]
 
 
+def _instre_files(root, ground_truth, **_) -> list[Requirement]:
+    root = Path(root)
+    return ([Requirement(root / top, "images", "instre", root)
+             for top in ("INSTRE-S1", "INSTRE-S2", "INSTRE-M")]
+            + [Requirement(root / ground_truth, "ground truth", "instre", root)])
+
+
+def _custom_h5_files(root, ground_truth, **_) -> list[Requirement]:
+    hint = "see docs/datasets.md (your own data) for the HDF5 layout"
+    return [Requirement(Path(root), "images", hint=hint),
+            Requirement(Path(root) / ground_truth, "ground truth", hint=hint)]
+
+
 def _custom_files(root, ground_truth, **_) -> list[Requirement]:
     hint = "see docs/datasets.md (your own data) for the layout and the ground-truth schema"
     return [Requirement(Path(root), "images", hint=hint),
@@ -193,6 +206,7 @@ _OXFORD = "https://www.robots.ox.ac.uk/~vgg/data/oxbuildings/"
 _PARIS = "https://www.robots.ox.ac.uk/~vgg/data/parisbuildings/"
 _REVISITOP = "http://cmp.felk.cvut.cz/revisitop/data/datasets/"
 _R1M = "http://ptak.felk.cvut.cz/revisitop/revisitop1m/"
+_INSTRE = "ftp://ftp.irisa.fr/local/texmex/corpus/instre/"
 
 _OXFORD_IMAGES = (Remote(_OXFORD + "oxbuild_images-v1.tgz", "jpg"),)
 _PARIS_IMAGES = (Remote(_PARIS + "paris_1-v1.tgz", "jpg"), Remote(_PARIS + "paris_2-v1.tgz", "jpg"))
@@ -218,6 +232,10 @@ ENTRIES: dict[str, DatasetEntry] = {e.key: e for e in (
     DatasetEntry("custom", "benchmarks.custom.load_custom", custom.LAYOUT, _custom_files),
     DatasetEntry("custom_csv", "benchmarks.custom.load_custom_csv", custom.CSV_LAYOUT,
                  _custom_csv_files),
+    DatasetEntry("custom_h5", "benchmarks.custom.load_custom_h5", custom.H5_LAYOUT, _custom_h5_files),
+    # the images (2.3 GB) extract into ROOT itself: INSTRE-S1/, INSTRE-S2/, INSTRE-M/
+    DatasetEntry("instre", "benchmarks.instre.load_instre", instre.LAYOUT, _instre_files,
+                 Recipe((Remote(_INSTRE + "instre.tar.gz"), Remote(_INSTRE + "gnd_instre.mat")))),
     DatasetEntry("gldv2", "benchmarks.gldv2.load_gldv2", gldv2.LAYOUT, _gldv2_files,
                  Recipe(manual=(
                      "GLDv2's retrieval data (the index, 761,757 images in 100 tar files, the test "

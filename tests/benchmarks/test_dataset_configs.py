@@ -13,7 +13,7 @@ from benchmarks.availability import missing_requirements
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 REAL = ["holidays", "holidays_rotated", "oxford5k", "oxford105k", "paris6k", "paris106k", "roxford5k",
-        "rparis6k", "ukbench", "custom"]
+        "rparis6k", "ukbench", "custom", "custom_csv", "custom_h5", "gldv2", "instre"]
 
 
 def _dataset_cfg(name: str, data_root: Path):

@@ -53,7 +53,7 @@ def test_loader_errors_print_the_entry_layout_and_how_to_get_it(entry, tmp_path)
 
 
 def test_recipes_can_be_followed():
-    assert registry.downloadable() == ["flickr100k", "gldv2", "holidays", "oxford5k", "paris6k",
+    assert registry.downloadable() == ["flickr100k", "gldv2", "holidays", "instre", "oxford5k", "paris6k",
                                        "revisitop1m", "roxford5k", "rparis6k", "ukbench"]
     for key in registry.downloadable():
         recipe = ENTRIES[key].recipe
@@ -94,7 +94,7 @@ def test_download_path_imports_no_heavy_library_and_loaders_do_not_import_downlo
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "[]"
     code = ("import sys, benchmarks.holidays, benchmarks.oxford, benchmarks.revisited, benchmarks.ukbench, "
-            "benchmarks.custom, benchmarks.distractors; "
+            "benchmarks.custom, benchmarks.distractors, benchmarks.gldv2, benchmarks.instre; "
             "print([m for m in ('benchmarks.downloads', 'benchmarks.registry') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
