@@ -14,6 +14,10 @@ dimensions against the signs), symmetric with the query coded too (for binary co
 give matrices whose dot products are exactly those scores, and the exact search and metrics
 apply unchanged. Bytes per image: ``bytes`` (PQ, OPQ: one byte per sub-quantiser; binary: 8 bits
 per byte).
+
+``rescore`` (0 = off) > 0: the first ``rescore`` results of each query's coded search are scored
+again with the float descriptors and re-ordered (``benchmarks.search.ShortList``), as an index
+that keeps the full vectors on disk does; the bytes per image stay the code's.
 """
 from __future__ import annotations
 
@@ -33,14 +37,18 @@ class CompactCodes:
     nothing), ``database`` / ``queries`` give the matrices a search scores (module docstring)."""
 
     constraints: ClassVar[dict] = {"kind": OneOf(KINDS), "bytes": Integer(),
-                                   "symmetric": Boolean(), "seed": Integer(0)}
+                                   "symmetric": Boolean(), "seed": Integer(0),
+                                   "rescore": Integer(0, note="a short-list length; 0 = off")}
 
-    def __init__(self, kind: str = "pq", bytes: int = 16, symmetric: bool = False, seed: int = 0):
+    def __init__(self, kind: str = "pq", bytes: int = 16, symmetric: bool = False, seed: int = 0,
+                 rescore: int = 0):
         self.kind, self.bytes, self.symmetric, self.seed = kind, bytes, symmetric, seed
+        self.rescore = rescore
         check_constraints(self, self.constraints)
 
     def get_params(self, deep: bool = False) -> dict:
-        """The hyper-parameters (what a fit key records)."""
+        """The hyper-parameters that shape the codes (what a fit key records; ``rescore`` is the
+        search's, not the codebooks')."""
         return {"kind": self.kind, "bytes": self.bytes, "symmetric": self.symmetric, "seed": self.seed}
 
     def check_dim(self, dim: int) -> None:
@@ -120,5 +128,7 @@ class CompactCodes:
 
     @property
     def label(self) -> str:
-        """"pq 16 B", "binary 32 B (symmetric)": the ``codes`` column of tables."""
-        return f"{self.kind} {self.bytes} B" + (" (symmetric)" if self.symmetric else "")
+        """"pq 16 B", "binary 32 B (symmetric)", "pq 16 B, top 100 re-scored": the ``codes``
+        column of tables."""
+        return (f"{self.kind} {self.bytes} B" + (" (symmetric)" if self.symmetric else "")
+                + (f", top {self.rescore} re-scored" if self.rescore else ""))

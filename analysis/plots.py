@@ -33,19 +33,24 @@ def _newest(df: pd.DataFrame) -> pd.DataFrame:
     return df.sort_values("timestamp", kind="stable") if "timestamp" in df.columns else df
 
 
-def _usual_dim(df: pd.DataFrame) -> int:
-    """The most frequent descriptor dimension (the largest among equally frequent ones)."""
+def _usual_dim(df: pd.DataFrame) -> int | None:
+    """The most frequent descriptor dimension (the largest among equally frequent ones); None
+    when no row has one (rankings or similarities scored by deepagg-eval)."""
     counts = df["dim"].value_counts()
-    return int(max(counts[counts == counts.max()].index))
+    return int(max(counts[counts == counts.max()].index)) if len(counts) else None
 
 
 def _at_usual_dims(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """The records of each feature type at its most frequent dimension, and those dimensions."""
-    dims = {ft: _usual_dim(g) for ft, g in df.groupby("feature_type", sort=True)}
-    return df[[dims[f] == d for f, d in zip(df["feature_type"], df["dim"])]], dims
+    """The records of each feature type at its most frequent dimension (all of them where none
+    has a dimension), and those dimensions (feature types without one left out)."""
+    usual = {ft: _usual_dim(g) for ft, g in df.groupby("feature_type", sort=True)}
+    kept = df[[usual[f] is None or usual[f] == d for f, d in zip(df["feature_type"], df["dim"])]]
+    return kept, {ft: d for ft, d in usual.items() if d is not None}
 
 
 def _dims_text(dims: dict[str, int]) -> str:
+    if not dims:
+        return "no descriptors (rankings scored)"
     if len(set(dims.values())) == 1:
         return f"D = {next(iter(dims.values()))}"
     return "D = " + ", ".join(f"{d} ({ft})" for ft, d in dims.items())
@@ -348,7 +353,7 @@ def feature_type_plot(df: pd.DataFrame, path: Path | None = None, metric: str = 
     for ax, ds in zip(axes, datasets):
         sub = df[df["dataset"] == ds]
         groups = sorted(sub["aggregator"].unique())
-        series = {f"{ft} (D = {dims[ft]})": dict(zip(g["aggregator"], g[metric]))
+        series = {f"{ft} (D = {dims[ft]})" if ft in dims else ft: dict(zip(g["aggregator"], g[metric]))
                   for ft, g in sub.groupby("feature_type", sort=True)}
         _grouped_bars(ax, groups, series)
         ax.set_xlabel("aggregator")

@@ -29,10 +29,12 @@ NEUTRAL_NODES = {"map_at": [], "recall_at": []}
 def config_hash(cfg: dict) -> str:
     """12 hex digits over the resolved config, non-semantic keys and neutral values removed
     (``multiscale`` at the one scale 1, where its combination is never used; ``codes`` of kind
-    none, whose other keys are then unused)."""
+    none, whose other keys are then unused; ``codes.rescore`` at 0, off)."""
     cfg = {k: v for k, v in cfg.items() if not (k in NEUTRAL_NODES and v == NEUTRAL_NODES[k])
            and not (k == "multiscale" and isinstance(v, dict) and v.get("scales") == [1.0])
            and not (k == "codes" and isinstance(v, dict) and v.get("kind") == "none")}
+    if isinstance(cfg.get("codes"), dict) and cfg["codes"].get("rescore") == 0:
+        cfg["codes"] = {k: v for k, v in cfg["codes"].items() if k != "rescore"}
     return hashlib.sha1(json.dumps(_semantic(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

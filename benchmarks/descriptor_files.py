@@ -9,6 +9,13 @@ Layouts (``write_descriptors`` / ``read_descriptors``):
 - HDF5 (``.h5`` / ``.hdf5``, needs ``h5py``: ``pip install -e '.[hdf5]'``): datasets
   ``database``, ``queries``, ``database_names``, ``query_names`` (UTF-8 strings) and the
   attributes ``format``, ``dataset``, ``meta`` (JSON);
+- optionally (``deepagg-export --local``) each image's local features, for the database and
+  for every query (a cropped query's own features; else its database image's), as a ragged
+  array in three parts per set S (``database``, ``queries``): ``S_descriptors`` (M, d) in the
+  store's dtype, ``S_positions`` (M, 2) float32 (x, y in [0, 1]) and ``S_offsets`` (n + 1,)
+  int64 (image i is rows offsets[i]:offsets[i + 1]), plus ``S_grids`` (n, 2) int64 (h, w of a
+  dense map; 0, 0 for sparse features): ``local/S_*.npy`` in a folder, ``local/S/*`` datasets
+  (``descriptors``, ``positions``, ``offsets``, ``grids``) in HDF5;
 - read only, a torch file (``.pt``): a dict with the four arrays of the HDF5 layout (tensors or
   arrays, names as lists of strings), as ``torch.save`` writes it (loaded with
   ``weights_only=True``).
@@ -43,6 +50,8 @@ class DescriptorSet:
     database: (N, D) float32, row i the image ``database_names[i]``.
     queries:  (n_q, D) float32, row j the query ``query_names[j]`` (its image's name).
     meta:     what made them (deepagg writes the run's config and metrics); free-form JSON.
+    local:    optional {"database": ..., "queries": ...}, sequences of LocalFeatures (one per
+              row), written with the descriptors (module docstring); read back as arrays only.
     """
 
     dataset: str
@@ -51,6 +60,7 @@ class DescriptorSet:
     database_names: list[str]
     query_names: list[str]
     meta: dict = field(default_factory=dict)
+    local: dict | None = None
 
     @property
     def dim(self) -> int:
@@ -101,6 +111,44 @@ def _write_folder(d: DescriptorSet, folder: Path) -> None:
     (folder / "descriptors.json").write_text(json.dumps(
         _header(d) | {"database_names": list(d.database_names), "query_names": list(d.query_names),
                       "meta": d.meta}, indent=1, default=str))
+    for part, features in (d.local or {}).items():
+        _write_local_npy(features, folder / "local", part)
+
+
+def _local_sizes(features) -> tuple[np.ndarray, int, np.dtype]:
+    """(offsets (n + 1,), d, dtype) of a sequence of LocalFeatures: one pass over it."""
+    counts, dim, dtype = [], 0, np.dtype(np.float32)
+    for f in features:
+        counts.append(f.n)
+        dim, dtype = f.dim, f.descriptors.dtype
+    return np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]), dim, dtype
+
+
+def _grid(f) -> tuple[int, int]:
+    return f.grid if f.grid is not None else (0, 0)
+
+
+def _write_local_npy(features, folder: Path, part: str) -> None:
+    """``part``'s ragged local features as .npy files, filled image by image (a second pass over
+    ``features`` once the sizes are known): memory of one image's features."""
+    folder.mkdir(exist_ok=True)
+    offsets, dim, dtype = _local_sizes(features)
+    np.save(folder / f"{part}_offsets.npy", offsets)
+    if offsets[-1] == 0:         # no image has a feature (a memory map cannot be empty)
+        np.save(folder / f"{part}_descriptors.npy", np.zeros((0, dim), dtype))
+        np.save(folder / f"{part}_positions.npy", np.zeros((0, 2), np.float32))
+        np.save(folder / f"{part}_grids.npy", np.zeros((len(offsets) - 1, 2), np.int64))
+        return
+    open_npy = np.lib.format.open_memmap
+    desc = open_npy(folder / f"{part}_descriptors.npy", "w+", dtype, (int(offsets[-1]), dim))
+    pos = open_npy(folder / f"{part}_positions.npy", "w+", np.float32, (int(offsets[-1]), 2))
+    grids = np.zeros((len(offsets) - 1, 2), np.int64)
+    for i, f in enumerate(features):
+        desc[offsets[i]:offsets[i + 1]], pos[offsets[i]:offsets[i + 1]] = f.descriptors, f.positions
+        grids[i] = _grid(f)
+    desc.flush(), pos.flush()
+    del desc, pos
+    np.save(folder / f"{part}_grids.npy", grids)
 
 
 def _h5py(path: Path):
@@ -123,6 +171,30 @@ def _write_hdf5(d: DescriptorSet, path: Path) -> None:
         for key, value in _header(d).items():
             f.attrs[key] = value
         f.attrs["meta"] = json.dumps(d.meta, default=str)
+        for part, features in (d.local or {}).items():
+            _write_local_hdf5(features, f.create_group(f"local/{part}"))
+
+
+def _write_local_hdf5(features, group) -> None:
+    """``features`` appended image by image to growing datasets of ``group`` (one pass)."""
+    desc = pos = None
+    offsets, grids = [0], []
+    for f in features:
+        if desc is None:
+            desc = group.create_dataset("descriptors", (0, f.dim), f.descriptors.dtype,
+                                        maxshape=(None, f.dim), chunks=True)
+            pos = group.create_dataset("positions", (0, 2), np.float32, maxshape=(None, 2), chunks=True)
+        lo, hi = offsets[-1], offsets[-1] + f.n
+        desc.resize(hi, axis=0)
+        pos.resize(hi, axis=0)
+        desc[lo:hi], pos[lo:hi] = f.descriptors, f.positions
+        offsets.append(hi)
+        grids.append(_grid(f))
+    if desc is None:
+        group.create_dataset("descriptors", (0, 0), np.float32)
+        group.create_dataset("positions", (0, 2), np.float32)
+    group.create_dataset("offsets", data=np.asarray(offsets, np.int64))
+    group.create_dataset("grids", data=np.asarray(grids, np.int64).reshape(-1, 2))
 
 
 # ----------------------------------------------------------------------------- read
@@ -238,8 +310,8 @@ def check_against(d: DescriptorSet, dataset: RetrievalDataset, path: Path) -> No
 
 
 def descriptor_set(dataset: RetrievalDataset, database: np.ndarray, queries: np.ndarray,
-                   meta: dict | None = None) -> DescriptorSet:
+                   meta: dict | None = None, local: dict | None = None) -> DescriptorSet:
     """A DescriptorSet of ``dataset``'s images and queries (rows in its order)."""
     db_names, q_names = names_of(dataset)
     return DescriptorSet(dataset.name, np.asarray(database, np.float32), np.asarray(queries, np.float32),
-                         db_names, q_names, dict(meta or {}))
+                         db_names, q_names, dict(meta or {}), local)

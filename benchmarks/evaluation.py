@@ -2,7 +2,8 @@
 
 ``evaluate`` searches and scores in bounded memory: it tracks the exact rank of every image the
 protocol looks at (positives, junk, the query's own image for UKBench) and keeps only the top-k.
-``evaluate_rankings`` scores given full rankings; both give the same numbers.
+``evaluate_rankings`` scores given full rankings; both give the same numbers, and so does
+``evaluate_similarity`` of a given similarity matrix.
 
 Protocols:
   oxford / holidays: positives = ok, junk ignored (Holidays puts the query itself in junk).
@@ -21,7 +22,7 @@ from benchmarks.base import RetrievalDataset
 from benchmarks.errors import DatasetError
 from benchmarks.metrics import (mean_average_precision, mean_average_precision_from_ranks,
                                 ns_score, ns_score_from_ranks, ranks_after_junk_removal)
-from benchmarks.search import SearchResult, search
+from benchmarks.search import SearchResult, rank_scores, search
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 
@@ -140,12 +141,37 @@ def evaluate(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarra
         raise ValueError(f"{len(queries)} query descriptors for {len(dataset.queries)} queries of {dataset.name}")
     if len(database) != len(dataset):
         raise ValueError(f"{len(database)} database descriptors for {len(dataset)} images of {dataset.name}")
-    map_at = _map_at(dataset, map_at)
-    setups, groups = protocol_setups(dataset)
-    tracked = [np.unique(np.concatenate([a for st in setups for a in (st.positives[i], st.junk[i])]
-                                        + ([groups[i]] if groups is not None else []) + [_EMPTY]))
-               for i in range(len(dataset.queries))]
+    tracked = tracked_items(dataset)
     result = search(queries, database, top_k, track=tracked, **search_options)
+    return _score_result(dataset, result, tracked, ks, map_at, recall_at), result
+
+
+def evaluate_similarity(dataset: RetrievalDataset, scores: np.ndarray, top_k: int = 10, ks=(1, 5, 10),
+                        map_at=(), recall_at=(), **options) -> tuple[dict, SearchResult]:
+    """``evaluate`` of a given (n_queries, N) similarity matrix (rows the dataset's queries,
+    columns its images, in order; memory-mapped arrays are read in blocks): the same metrics as
+    ``evaluate_rankings`` of its rankings by the ranking convention. ``options``:
+    ``max_scores_bytes``."""
+    if scores.shape != (len(dataset.queries), len(dataset)):
+        raise ValueError(f"a {scores.shape} similarity for the {len(dataset.queries)} queries x "
+                         f"{len(dataset)} images of {dataset.name}")
+    tracked = tracked_items(dataset)
+    result = rank_scores(scores, top_k, track=tracked, **options)
+    return _score_result(dataset, result, tracked, ks, map_at, recall_at), result
+
+
+def tracked_items(dataset: RetrievalDataset) -> list[np.ndarray]:
+    """Per query, the sorted database indices its protocol looks at (positives, junk, group)."""
+    setups, groups = protocol_setups(dataset)
+    return [np.unique(np.concatenate([a for st in setups for a in (st.positives[i], st.junk[i])]
+                                     + ([groups[i]] if groups is not None else []) + [_EMPTY]))
+            for i in range(len(dataset.queries))]
+
+
+def _score_result(dataset: RetrievalDataset, result: SearchResult, tracked: list[np.ndarray], ks,
+                  map_at, recall_at) -> dict:
+    """The metrics of a search that tracked ``tracked`` (``tracked_items``)."""
+    map_at = _map_at(dataset, map_at)
 
     def ranks_of(i: int, items: np.ndarray) -> np.ndarray:
         return result.ranks[i][np.searchsorted(tracked[i], items)]
@@ -156,6 +182,5 @@ def evaluate(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarra
         return mean_average_precision_from_ranks(ranks, [len(p) for p in st.positives], ks, map_at,
                                                  recall_at)
 
-    metrics = _collect(dataset, per_setup,
-                       lambda gs: ns_score_from_ranks([ranks_of(i, g) for i, g in enumerate(gs)]))
-    return metrics, result
+    return _collect(dataset, per_setup,
+                    lambda gs: ns_score_from_ranks([ranks_of(i, g) for i, g in enumerate(gs)]))

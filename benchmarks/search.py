@@ -18,6 +18,12 @@ int32 bin of each score), plus 12 when k covers the whole database (sorted value
 positions); what else a chunk needs grows with k and the tracked items, not with the database.
 A chunk holds at least one query. Inputs are converted to C-contiguous float32 once (no copy
 when they already are).
+
+Re-scoring a short list (``rescore=ShortList(queries, database, length)``): the search runs on
+the matrices given (compact codes, decoded), then each query's first ``length`` results are scored
+again exactly with the float descriptors and re-ordered by those scores (same tie rule); the
+ranking below the short list keeps the first search's order. Tracked ranks are ranks in that
+two-stage ranking, so every metric scores what a re-scoring system returns.
 """
 from __future__ import annotations
 
@@ -49,6 +55,16 @@ class SearchResult:
     ranks: list[np.ndarray] | None = None
 
 
+@dataclass(frozen=True)
+class ShortList:
+    """Exact re-scoring of the first ``length`` results of a search (module docstring):
+    ``queries`` (n_q, D') and ``database`` (N, D') are the float descriptors that score them."""
+
+    queries: np.ndarray
+    database: np.ndarray
+    length: int
+
+
 def similarity(queries: np.ndarray, database: np.ndarray) -> np.ndarray:
     """(n_q, n_db) scores Q @ X^T, computed in float32 (the whole matrix: small inputs only)."""
     return np.asarray(queries, dtype=np.float32) @ np.asarray(database, dtype=np.float32).T
@@ -67,7 +83,7 @@ BACKENDS = ("numpy", "faiss")
 def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
            track: Sequence[np.ndarray] | None = None,
            max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES, device: str = "cpu",
-           backend: str = "numpy") -> SearchResult:
+           backend: str = "numpy", rescore: ShortList | None = None) -> SearchResult:
     """Exact top-k by dot product, and optionally the exact ranks of tracked items.
 
     queries (n_q, D), database (N, D): any real dtype, converted to float32; must be finite.
@@ -81,8 +97,14 @@ def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
     rule is enforced, but its float32 scores may differ from numpy's in the last bit, so a near-tie
     can order differently. Searches that track ranks (metrics) always use the numpy path, so every
     metric is the same with either backend.
+    rescore: the short list re-scored exactly, and its descriptors (``ShortList``; the returned
+    scores are the exact ones within it, the first search's below it).
     """
     import torch
+
+    if rescore is not None and rescore.length > 0:
+        return _rescored(queries, database, k, track, rescore, max_scores_bytes=max_scores_bytes,
+                         device=device, backend=backend)
 
     q = _as_matrix(queries, "queries")
     x = _as_matrix(database, "database")
@@ -132,11 +154,69 @@ def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
             sc = torch.from_numpy(buffer[:e - s])
         else:
             sc = torch.from_numpy(q[s:e]).to(dev) @ x_dev.T
-        idx, val = exact_topk(sc, k)
-        indices[s:e] = idx.cpu().numpy()
-        scores[s:e] = val.cpu().numpy()
+        _select(sc, k, tracks, s, indices, scores, ranks)
+    return SearchResult(indices, scores, ranks)
+
+
+def rank_scores(scores: np.ndarray, k: int | None = None, *, track: Sequence[np.ndarray] | None = None,
+                max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES) -> SearchResult:
+    """``search`` of given (n_q, N) scores (a similarity matrix made elsewhere; a memory-mapped
+    array is read in blocks of rows, each converted to float32): the top-k and tracked ranks by
+    the ranking convention. ValueError naming the rows that are not finite."""
+    import torch
+
+    n_q, n = scores.shape
+    k = n if k is None else min(int(k), n)
+    tracks = _check_track(track, n_q, n)
+    per_score = (_SCORE_BYTES + _TRACK_BYTES * (tracks is not None)
+                 + _FULL_SORT_BYTES * (0 < k and k + 1 > n))
+    chunk = max(1, int(max_scores_bytes) // max(1, n * per_score))
+    indices, top = np.zeros((n_q, k), np.int32), np.zeros((n_q, k), np.float32)
+    ranks: list[np.ndarray] | None = [] if tracks is not None else None
+    for s in range(0, n_q, chunk):
+        block = np.array(scores[s:s + chunk], dtype=np.float32)     # a writable copy of the block
+        if not np.isfinite(block).all():
+            bad = s + np.flatnonzero(~np.isfinite(block).all(axis=1))
+            raise ValueError(f"score row(s) {bad[:10].tolist()} hold NaN or infinite values")
+        _select(torch.from_numpy(block), k, tracks, s, indices, top, ranks)
+    return SearchResult(indices, top, ranks)
+
+
+def _select(sc, k: int, tracks, start: int, indices: np.ndarray, scores: np.ndarray,
+            ranks: list | None) -> None:
+    """Rows ``start``.. of the result from one chunk of scores ``sc`` (a 2-D torch tensor)."""
+    idx, val = exact_topk(sc, k)
+    indices[start:start + len(sc)] = idx.cpu().numpy()
+    scores[start:start + len(sc)] = val.cpu().numpy()
+    if ranks is not None:
+        ranks.extend(tracked_ranks(sc, tracks[start:start + len(sc)]))
+
+
+def _rescored(queries, database, k, track, short: ShortList, **search_options) -> SearchResult:
+    """``search`` with ``rescore``: the first search keeps max(k, length) results, each query's
+    short list is re-ordered by its exact scores, tracked ranks inside it move with it."""
+    n = len(database)
+    k = n if k is None else min(int(k), n)
+    length = min(int(short.length), n)
+    first = search(queries, database, max(k, length), track=track, **search_options)
+    q, x = _as_matrix(short.queries, "rescore queries"), _as_matrix(short.database, "rescore database")
+    if len(q) != len(first.indices) or len(x) != n:
+        raise ValueError(f"rescore descriptors are {len(q)} queries x {len(x)} database rows, the "
+                         f"search {len(first.indices)} x {n}")
+    indices, scores = first.indices[:, :k].copy(), first.scores[:, :k].copy()
+    ranks = first.ranks
+    kept = min(k, length)
+    for i in range(len(q)):
+        short_list = first.indices[i, :length].astype(np.int64)
+        # a two-row product (gemm), as ``search`` does, so a score never depends on the query count
+        exact = np.matmul(q[[i, i]], x[short_list].T)[0]
+        order = np.lexsort((short_list, -exact))            # decreasing score, then database order
+        indices[i, :kept], scores[i, :kept] = short_list[order[:kept]], exact[order[:kept]]
         if ranks is not None:
-            ranks.extend(tracked_ranks(sc, tracks[s:e]))
+            position = np.empty(length, np.int64)
+            position[order] = np.arange(length)
+            inside = ranks[i] < length
+            ranks[i][inside] = position[ranks[i][inside]]
     return SearchResult(indices, scores, ranks)
 
 

@@ -41,6 +41,7 @@ class CodesConfig:
     kind: str = "none"                        # none | pq | opq | binary
     bytes: Optional[int] = None               # bytes per image (pq, opq: sub-quantisers; binary: bits / 8)
     symmetric: bool = False                   # code the queries too (default: asymmetric, float queries)
+    rescore: int = 0                          # re-score the top `rescore` exactly with the floats (0: off)
 
 
 @dataclass
@@ -87,7 +88,9 @@ class EvalConfig:
     """``deepagg-eval``: score descriptors made elsewhere (or exported) on a benchmark."""
     dataset: Any = MISSING
     rerank: Any = MISSING
-    descriptors: str = MISSING                # a folder (deepagg-export's), an .h5 / .hdf5 or .pt file
+    descriptors: Optional[str] = None         # a folder (deepagg-export's), an .h5 / .hdf5 or .pt file
+    rankings: Optional[str] = None            # or rankings: a .csv (GLDv2's id,images) or .npz
+    similarity: Optional[str] = None          # or a (n_q, N) similarity: .npy or .npz
     method: Optional[str] = None              # the row's name in tables (null: the file's name)
     data_root: str = "data"
     device: str = "cpu"                       # where the search (and re-ranking) runs

@@ -2,7 +2,9 @@
 descriptors made by any method (or exported by ``deepagg-export``) on a registered benchmark,
 with deepagg's exact blocked search, metrics (``map_at``, ``recall_at`` too), re-ranking,
 records, tables and plots, so that an outside method is a row of the same tables as deepagg's
-own (its ``extractor`` and ``feature_type`` are ``external``).
+own (its ``extractor`` and ``feature_type`` are ``external``). ``rankings=PATH`` or
+``similarity=PATH`` instead score a method's rankings or similarity matrix
+(benchmarks/ranking_files.py; no re-ranking: that needs descriptors).
 
 The file's rows are checked against the benchmark before anything is searched: as many
 database and query rows as it has images and queries, in its order by name, finite, one width;
@@ -35,7 +37,10 @@ def evaluate_descriptors(cfg: DictConfig) -> dict:
     """Score ``cfg.descriptors`` on ``cfg.dataset``; returns the record written."""
     from benchmarks.constraints import Device, Integer, OneOf, check_values
     from benchmarks.descriptor_files import check_against, read_descriptors
-    from benchmarks.evaluation import check_scorable
+    from benchmarks.errors import DatasetError
+    from benchmarks.evaluation import (PROTOCOL_MAP_AT, check_scorable, evaluate_rankings,
+                                       evaluate_similarity)
+    from benchmarks.ranking_files import check_length, read_rankings, read_similarity
     from experiments import stages
     from experiments.adapters import build_dataset
     from experiments.config import EvalConfig
@@ -56,14 +61,34 @@ def evaluate_descriptors(cfg: DictConfig) -> dict:
         reranker = instantiate_checked(cfg.rerank, "rerank")
         with config_path("rerank"):
             reranker.check_database_size(len(dataset))
-        path = Path(cfg.descriptors)
+        kind, path = scored_input(cfg, reranker)
+        d = None
         with watch("read_s"):
-            d = read_descriptors(path)
-            check_against(d, dataset, path)
+            if kind == "descriptors":
+                d = read_descriptors(path)
+                check_against(d, dataset, path)
+            elif kind == "rankings":
+                rankings = read_rankings(path, dataset)
+                check_length(rankings, path, [*DEFAULT_KS, *cfg.map_at, *cfg.recall_at,
+                                              PROTOCOL_MAP_AT.get(dataset.protocol, 0)])
+            else:
+                scores = read_similarity(path, dataset)
         with watch("search_s"), config_path("rerank"):
-            metrics, result = stages.rank_and_score(dataset, d.queries, d.database, reranker,
-                                                    cfg.top_k, cfg.device, cfg.search_backend,
-                                                    cfg.map_at, cfg.recall_at)
+            if kind == "descriptors":
+                metrics, result = stages.rank_and_score(dataset, d.queries, d.database, reranker,
+                                                        cfg.top_k, cfg.device, cfg.search_backend,
+                                                        cfg.map_at, cfg.recall_at)
+            elif kind == "rankings":
+                metrics = evaluate_rankings(dataset, rankings, map_at=tuple(cfg.map_at),
+                                            recall_at=tuple(cfg.recall_at))
+                result = SimpleNamespace(indices=rankings[:, :cfg.top_k])
+            else:
+                try:
+                    metrics, result = evaluate_similarity(dataset, scores, min(cfg.top_k, len(dataset)),
+                                                          map_at=tuple(cfg.map_at),
+                                                          recall_at=tuple(cfg.recall_at))
+                except ValueError as e:
+                    raise DatasetError(f"similarity {path}: {e}; fix them at the source") from None
     aps = metrics.pop("aps")
     metrics = {k: v for k, v in metrics.items() if not k.endswith("/aps")}
     job_dir = Path(HydraConfig.get().runtime.output_dir)
@@ -73,11 +98,12 @@ def evaluate_descriptors(cfg: DictConfig) -> dict:
         "aggregator": cfg.method or path.stem, "aggregator_class": EXTERNAL,
         "aggregator_params": {}, "extractor": EXTERNAL, "feature_type": EXTERNAL,
         "rerank": dict(HydraConfig.get().runtime.choices).get("rerank", "none"),
-        "rerank_label": reranker.label, "dim": d.dim, "postprocess": {"fit_on": "-"},
+        "rerank_label": reranker.label, "dim": d.dim if d is not None else None,
+        "postprocess": {"fit_on": "-"},
         "aggregator_fit_on": "-", "metrics": metrics, "timings": watch.rounded(),
         "n_images": len(dataset.images), "n_queries": len(dataset.queries),
         "protocol": dataset.protocol, "crop_queries": dataset.crop_queries,
-        "descriptors": str(path.resolve()), "descriptors_meta": d.meta,
+        kind: str(path.resolve()), "descriptors_meta": d.meta if d is not None else {},
         "config_hash": config_hash(resolved), "config": resolved, "versions": library_versions(),
         "rounding": rounding_context(cfg.device), "job_dir": str(job_dir),
         "timestamp": dt.datetime.now().isoformat(timespec="seconds")}
@@ -90,6 +116,25 @@ def evaluate_descriptors(cfg: DictConfig) -> dict:
     log.info("scored %s on %s in %.1f s; outputs in %s", path, dataset.name,
              record["timings"]["total_s"], job_dir)
     return record
+
+
+#: the mP@k every protocol reports
+DEFAULT_KS = (1, 5, 10)
+
+
+def scored_input(cfg: DictConfig, reranker) -> tuple[str, Path]:
+    """("descriptors" | "rankings" | "similarity", path): the one input given; ConfigError when
+    none or several are, or when rankings or a similarity are to be re-ranked."""
+    from benchmarks.errors import ConfigError
+    from benchmarks.rerank import NoRerank
+    given = [key for key in ("descriptors", "rankings", "similarity") if cfg[key] is not None]
+    if len(given) != 1:
+        raise ConfigError(f"deepagg-eval scores one input: give descriptors=PATH, rankings=PATH or "
+                          f"similarity=PATH (given: {', '.join(given) or 'none'})")
+    if given[0] != "descriptors" and not isinstance(reranker, NoRerank):
+        raise ConfigError(f"rerank={reranker.label} re-ranks descriptors; {given[0]}= has none: "
+                          "use rerank=none")
+    return given[0], Path(cfg[given[0]])
 
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="eval")

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.base import RetrievalDataset
 from experiments.adapters import build_dataset, dataset_config, plain
 from benchmarks.evaluation import check_scorable
+from benchmarks.search import ShortList
 from benchmarks.errors import ConfigError, ParameterError
 from experiments import stages
 from experiments.validate import build_codes, instantiate_checked, scale_combination, scales_label
@@ -103,6 +104,10 @@ def check_metric_ks(cfg: DictConfig, n_images: int) -> None:
         if too_large:
             raise ConfigError(f"{key}={list(cfg[key])}: {too_large} larger than the database of "
                               f"{cfg.dataset.name} ({n_images} images); use k <= {n_images}")
+    rescore = OmegaConf.select(cfg, "codes.rescore", default=0)
+    if rescore > n_images:
+        raise ConfigError(f"codes.rescore={rescore}: a short list longer than the database of "
+                          f"{cfg.dataset.name} ({n_images} images); use codes.rescore <= {n_images}")
 
 
 @contextmanager
@@ -234,19 +239,22 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
             X[x_empty], extra[extra_empty] = 0.0, 0.0   # no local features: matches nothing
             Q, _ = stages.query_matrix(dataset, X, x_empty, extra, extra_empty, test.query_index)
         codes, dim = None, int(X.shape[1])     # the descriptor's dimension, coded or not
-        bytes_per_image = 4 * dim
+        bytes_per_image, short_list = 4 * dim, None
         if OmegaConf.select(cfg, "codes.kind", default="none") != "none":
             with watch("codes_s"), config_path("codes"):
                 on_test = pca_set is not None and pca_set.name == dataset.name
                 codes = stages.fit_codes(build_codes(cfg), agg, chain, chain_key, pca_set,
                                          X[~x_empty], on_test, cache_root, combination)
+                if codes.rescore:
+                    short_list = ShortList(Q, X, codes.rescore)
                 X, Q = codes.database(X), codes.queries(Q)
                 X[x_empty] = 0.0
             bytes_per_image = codes.bytes
 
         with watch("search_s"), config_path("rerank"):
             metrics, result = stages.rank_and_score(dataset, Q, X, reranker, cfg.top_k, cfg.device,
-                                                    cfg.search_backend, cfg.map_at, cfg.recall_at)
+                                                    cfg.search_backend, cfg.map_at, cfg.recall_at,
+                                                    short_list)
     aps = metrics.pop("aps")
     metrics = {k: v for k, v in metrics.items() if not k.endswith("/aps")}
     timings = watch.rounded()

@@ -182,9 +182,11 @@ def fit_codes(codes, agg, chain, chain_key: str | None, fit_set: FitSet | None,
         raise ConfigError(f"codes.kind={codes.kind}: its codebooks learn on postprocess.fit_on's set, "
                           "which this run does not read")
     key = fitted.fit_key({"chain": chain_key, "codes": codes.get_params()}, fit_set.identity)
-    return fitted.cached_fit(cache_root, "codes", key, lambda: codes.fit(chain.transform(encode(
+    fit = fitted.cached_fit(cache_root, "codes", key, lambda: codes.fit(chain.transform(encode(
         agg, fit_set.features, empty_images="zero", combination=combination)[0])),
         expected=type(codes))
+    fit.rescore = codes.rescore      # the search's setting, not in the key: a cached fit has its own
+    return fit
 
 
 # ----------------------------------------------------------------------------- encode
@@ -338,12 +340,12 @@ def combined_descriptors(per_scale, combination, chain) -> tuple[np.ndarray, np.
 # ----------------------------------------------------------------------------- rank and score
 def rank_and_score(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarray, reranker,
                    top_k: int, device: str = "cpu", backend: str = "numpy", map_at=(),
-                   recall_at=()):
+                   recall_at=(), rescore=None):
     """(metrics, SearchResult): re-rank (never reading the ground truth), then search and score
     exactly (benchmarks.evaluation.evaluate; ``map_at`` / ``recall_at``: the k of mAP@k and
-    Recall@k to add)."""
+    Recall@k to add; ``rescore``: a ``benchmarks.search.ShortList`` re-scored exactly)."""
     from benchmarks.evaluation import evaluate
     from benchmarks.rerank import query_db_indices
     Q, X = reranker.rerank(queries, database, query_db_indices(dataset), device=device, backend=backend)
     return evaluate(dataset, Q, X, top_k=min(top_k, len(dataset)), map_at=tuple(map_at),
-                    recall_at=tuple(recall_at), device=device)
+                    recall_at=tuple(recall_at), device=device, rescore=rescore)

@@ -142,17 +142,27 @@ def build_codes(cfg: DictConfig):
     """The CompactCodes of ``codes`` (ParameterError naming ``codes.KEY``)."""
     from aggregators.codes import CompactCodes
     try:
-        return CompactCodes(cfg.codes.kind, cfg.codes.bytes, cfg.codes.symmetric, cfg.seed)
+        return CompactCodes(cfg.codes.kind, cfg.codes.bytes, cfg.codes.symmetric, cfg.seed,
+                            cfg.codes.rescore)
     except ParameterError as e:
         raise e.with_prefix("codes") from None
 
 
 def check_codes(cfg: DictConfig) -> None:
     """``codes``: a kind that exists, a size that fits ``postprocess.dim`` (when PCA fixes it),
-    faiss importable for the codes it trains."""
+    faiss importable for the codes it trains; a short list re-scored only of codes, and not
+    after a re-ranking (which changes the descriptors the short list would be re-scored with)."""
     if cfg.codes.kind == "none":
+        if cfg.codes.rescore:
+            raise ConfigError(f"codes.rescore={cfg.codes.rescore}: re-scores the short list of a "
+                              "search over compact codes, and codes.kind is none; set codes=pq "
+                              "(opq, binary) or codes.rescore=0")
         return
     codes = build_codes(cfg)
+    if codes.rescore and cfg.rerank.get("_target_", "").rsplit(".", 1)[-1] != "NoRerank":
+        raise ConfigError(f"codes.rescore={codes.rescore} with a re-ranking: the short list is "
+                          "re-scored with the float descriptors, which the re-ranking does not "
+                          "change; use rerank=none with codes.rescore, or codes.rescore=0")
     if cfg.postprocess.pca and cfg.postprocess.dim is not None:
         try:
             codes.check_dim(int(cfg.postprocess.dim))

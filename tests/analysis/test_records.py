@@ -98,3 +98,6 @@ def test_codes_of_kind_none_hash_as_before():
     none = {"kind": "none", "bytes": 16, "symmetric": False}
     assert config_hash(base | {"codes": none}) == config_hash(base)
     assert config_hash(base | {"codes": none | {"kind": "pq"}}) != config_hash(base)
+    pq = none | {"kind": "pq"}
+    assert config_hash(base | {"codes": pq | {"rescore": 0}}) == config_hash(base | {"codes": pq})
+    assert config_hash(base | {"codes": pq | {"rescore": 50}}) != config_hash(base | {"codes": pq})

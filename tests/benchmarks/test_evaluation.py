@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks import evaluate, evaluate_rankings
+from benchmarks import evaluate, evaluate_rankings, evaluate_similarity
 from benchmarks.base import ImageRef, Query, RetrievalDataset
 from benchmarks.ground_truth import read_ground_truth
 from benchmarks.search import rank, similarity
@@ -50,6 +50,10 @@ def check(ds, q, x, top_k=10, **options):
     got, res = evaluate(ds, q, x, top_k=top_k, **at_k, **options)
     same_metrics(got, expected)
     np.testing.assert_array_equal(res.indices, full[:, :top_k])
+    budget = {"max_scores_bytes": options["max_scores_bytes"]} if "max_scores_bytes" in options else {}
+    from_scores, res = evaluate_similarity(ds, similarity(q, x), top_k=top_k, **at_k, **budget)
+    same_metrics(from_scores, expected)                      # a similarity made elsewhere
+    np.testing.assert_array_equal(res.indices, full[:, :top_k])
     return got
 
 
@@ -77,6 +81,17 @@ def test_ukbench_ns_and_map_equal_to_full_rankings(seed):
     ds = dataset("ukbench", n, rel, db_index=list(range(n)))
     m = check(ds, x.copy(), x, top_k=4, max_scores_bytes=int(rng.integers(1, 4000)))
     assert 0 <= m["N-S"] <= 4
+
+
+def test_a_truncated_ranking_counts_the_positives_outside_it_as_never_found():
+    """Positives 0 and 3 of 6 images; the list stops after 3 (1, 0, 5): AP = (0/1 + 1/2) / 2 / 2
+    (compute_ap's trapezoid at rank 1, the other positive absent), AP@2 = (1/2) / min(2, 2)."""
+    ds = dataset("oxford", 6, [{"ok": np.array([0, 3]), "junk": np.zeros(0, np.int64)}])
+    m = evaluate_rankings(ds, np.array([[1, 0, 5]]), ks=(1,), map_at=(2,), recall_at=(1, 2))
+    assert m["mAP"] == 0.125 and m["mAP@2"] == 0.25 and m["mP@1"] == 0.0
+    assert m["R@1"] == 0.0 and m["R@2"] == 1.0
+    padded = evaluate_rankings(ds, np.array([[1, 0, 5, -1, -1]]), ks=(1,), map_at=(2,), recall_at=(1, 2))
+    same_metrics(padded, m)                              # a CSV row padded with -1
 
 
 def test_perfect_and_worst_rankings_by_hand():

@@ -133,3 +133,38 @@ def test_faiss_backend_keeps_the_ranking_convention():
     np.testing.assert_array_equal(a.scores, f.scores)
     with pytest.raises(ValueError, match="backend='annoy'"):
         search(q, x, 5, backend="annoy")
+
+
+def two_stage_reference(q_coded, x_coded, q, x, length):
+    """The re-scored ranking by hand: the coded ranking's first ``length`` items re-sorted by a
+    full stable sort of their float scores, the rest in the coded order."""
+    coded = rank(similarity(q_coded, x_coded))
+    out = coded.copy()
+    for i in range(len(q)):
+        head = np.sort(coded[i, :length])             # by database index, then a stable sort by score
+        out[i, :length] = head[np.argsort(-similarity(q[i:i + 1], x[head])[0], kind="stable")]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_rescored_short_list_is_the_coded_ranking_with_its_head_sorted_by_the_floats(seed):
+    from benchmarks.search import ShortList
+    rng = np.random.default_rng(seed)
+    n, n_q = int(rng.integers(30, 200)), int(rng.integers(1, 12))
+    q, x = tied_data(rng, n, n_q)
+    q_coded, x_coded = np.sign(q), np.sign(x)           # coarse "codes": many ties
+    track = [rng.integers(0, n, size=int(rng.integers(0, 25))) for _ in range(n_q)]
+    for length in (1, 10, n):
+        full = two_stage_reference(q_coded, x_coded, q, x, length)
+        where = np.argsort(full, axis=1)
+        for k, budget in ((5, 2**28), (n, 2**28), (3, 1)):
+            res = search(q_coded, x_coded, k, track=track, max_scores_bytes=budget,
+                         rescore=ShortList(q, x, length))
+            np.testing.assert_array_equal(res.indices, full[:, :k])
+            head = min(k, length)                        # exact scores within the short list
+            np.testing.assert_array_equal(res.scores[:, :head],
+                                          np.take_along_axis(similarity(q, x), full[:, :head], 1))
+            for i in range(n_q):
+                np.testing.assert_array_equal(res.ranks[i], where[i][track[i]])
+    exact = search(q_coded, x_coded, None, rescore=ShortList(q, x, n))   # all of it: the float ranking
+    np.testing.assert_array_equal(exact.indices, rank(similarity(q, x)))

@@ -58,12 +58,22 @@ def compose_run():
     (["codes=binary", "codes.bytes=64"], "codes.bytes=64: binary codes of 64 bytes need 512 dimensions"),
     (["codes=pq", "codes.bytes=7"], "codes.bytes=7: pq splits the 256 dimensions into 7 equal slices"),
     (["codes.kind=lsh"], "codes.kind='lsh'"),
+    (["codes.rescore=10"], "codes.rescore=10: re-scores the short list of a search over compact codes"),
+    (["codes=pq", "codes.rescore=-1"], "codes.rescore=-1"),
+    (["codes=pq", "codes.rescore=5", "rerank=aqe"], "codes.rescore=5 with a re-ranking"),
     (["recall_at=[1.5]"], "recall_at=1.5"),
 ])
 def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
     with pytest.raises(DeepaggError) as e:
         check_run(compose_run(*overrides))
     assert named in str(e.value)
+
+
+def test_a_short_list_longer_than_the_database_is_named(compose_run):
+    from experiments.pipeline import check_metric_ks
+    with pytest.raises(DeepaggError, match="codes.rescore=81: a short list longer than the database of demo"):
+        check_metric_ks(compose_run("codes=pq", "codes.rescore=81"), 80)
+    check_metric_ks(compose_run("codes=pq", "codes.rescore=80"), 80)
 
 
 def test_the_default_config_passes(compose_run):
