@@ -77,7 +77,8 @@ def retrieval_examples(job_dir: Path, dataset: RetrievalDataset, path: Path | No
             x1, y1, x2, y2 = (v * s for v in q.box)
             row[0].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="yellow", lw=1.5))
         row[0].set_title(f"query {q.image.name}\nAP {aps[qi]:.2f}", fontsize=7)
-        for rank, (ax, r, verdict) in enumerate(zip(row[1:], topk[qi, :k], judge(q, topk[qi, :k])), 1):
+        listed = topk[qi, :k][topk[qi, :k] >= 0]       # -1: past the end of a short ranking
+        for rank, (ax, r, verdict) in enumerate(zip(row[1:], listed, judge(q, listed)), 1):
             ax.imshow(_thumbnail(dataset.images[r].load()))
             ax.set_title(f"{rank}. {dataset.images[r].name}", fontsize=6, color=FRAME[verdict])
             for spine in ax.spines.values():

@@ -51,7 +51,8 @@ class DescriptorSet:
     queries:  (n_q, D) float32, row j the query ``query_names[j]`` (its image's name).
     meta:     what made them (deepagg writes the run's config and metrics); free-form JSON.
     local:    optional {"database": ..., "queries": ...}, sequences of LocalFeatures (one per
-              row), written with the descriptors (module docstring); read back as arrays only.
+              row), written with the descriptors (module docstring); ``read_descriptors`` does
+              not read them back (they are plain arrays: np.load / h5py).
     """
 
     dataset: str

@@ -38,13 +38,15 @@ def positive_ranks(ranking: np.ndarray, positives: np.ndarray, junk: np.ndarray)
     return rank_without_junk[is_pos]
 
 
-def precision_at_k(ranks: np.ndarray, k: int) -> float:
+def precision_at_k(ranks: np.ndarray, k: int, n_positives: int | None = None) -> float:
     """revisitop's mP@k for one query: precision in the top k' = min(k, rank of the last positive + 1)
-    (junk removed), so a query with fewer than k positives is not penalised for it."""
+    (junk removed), so a query with fewer than k positives is not penalised for it. ``n_positives``
+    more than the ranks given (a ranking shorter than the database, which missed some): the last
+    positive lies past the list, so k' = k."""
     pos = np.asarray(ranks) + 1
     if len(pos) == 0:
         return 0.0
-    kq = min(int(pos.max()), k)
+    kq = k if n_positives is not None and len(pos) < n_positives else min(int(pos.max()), k)
     return float((pos <= kq).sum() / kq)
 
 
@@ -102,7 +104,7 @@ def mean_average_precision_from_ranks(ranks: list[np.ndarray | None], n_positive
         if n_positives[i] == 0:
             continue
         aps[i] = average_precision(ranks[i], n_positives[i])
-        prs[i] = [precision_at_k(ranks[i], k) for k in ks]
+        prs[i] = [precision_at_k(ranks[i], k, n_positives[i]) for k in ks]
     valid = ~np.isnan(aps)
     if not valid.any():
         raise DatasetError("no query has a positive image: mAP is undefined for this ground truth")

@@ -9,13 +9,15 @@ Layouts:
 - rankings, ``.npz``: ``rankings`` (n_q, L) integer database indices, best first, row j the
   benchmark's query j; optional ``query_names`` and ``database_names``, checked when present.
 - similarity, ``.npy``: (n_q, N) scores, rows the benchmark's queries and columns its images, in
-  its order (no names: the shape is checked); memory-mapped and read in blocks of rows.
+  its order (no names: the shape is checked); memory-mapped and read in blocks of rows (float64
+  and integer scores ranked in float64, others in float32).
 - similarity, ``.npz``: ``similarity`` (n_q, N) and optional ``query_names``, ``database_names``.
 
 A similarity is ranked by the ranking convention (decreasing score, ties by database order). A
 ranking of L < N images is scored as it is: positives outside it count as never retrieved (what
 Oxford's ``compute_ap`` does with a short list, and GLDv2's mAP@100 reads only the top 100); every
-k of a metric must be at most L. Rows shorter than L (CSV) end in -1, an index no image has.
+k of a metric must be at most L (or N). Rows shorter than L (CSV) end in -1, an index no image
+has (also in the ``topk`` of the job's rankings.npz).
 """
 from __future__ import annotations
 
@@ -87,9 +89,11 @@ def read_similarity(path: Path, dataset: RetrievalDataset) -> np.ndarray:
     return s
 
 
-def check_length(rankings: np.ndarray, path: Path, ks) -> None:
-    """DatasetError unless the rankings are at least as long as the largest k of a metric."""
-    need = max(ks, default=0)
+def check_length(rankings: np.ndarray, path: Path, ks, n_images: int) -> None:
+    """DatasetError unless the rankings are at least as long as the largest k of a metric (or
+    the whole database of ``n_images``, where that is shorter). Rows of a CSV may still be shorter,
+    and junk taken out of a list shortens it further: those are scored as they are."""
+    need = min(max(ks, default=0), n_images)
     if rankings.shape[1] < need:
         raise DatasetError(f"rankings {path}: {rankings.shape[1]} images per query, but the metrics "
                            f"read the top {need} (mP@k, map_at, recall_at); give at least {need} "
@@ -100,27 +104,18 @@ def _read_csv(path: Path, dataset: RetrievalDataset) -> np.ndarray:
     db_names, q_names = names_of(dataset)
     image_index = {name: i for i, name in enumerate(db_names)}
     query_index = {name: i for i, name in enumerate(q_names)}
+    if len(query_index) != len(q_names):
+        twice = next(n for n in q_names if q_names.count(n) > 1)
+        raise DatasetError(f"rankings {path}: {dataset.name} has two queries named {twice!r} (one "
+                           "image queried twice), which a CSV row cannot tell apart; give the "
+                           "rankings as .npz (rows in the query order)")
     rows: dict[int, list[int]] = {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"id", "images"} <= set(reader.fieldnames):
-            raise DatasetError(f"rankings {path}: the header must have columns id,images (GLDv2's "
-                               f"submission format), found {reader.fieldnames}")
-        for line, row in enumerate(reader, 2):
-            q = query_index.get(row["id"])
-            if q is None:
-                raise DatasetError(f"rankings {path}, line {line}: {row['id']!r} is not a query of "
-                                   f"{dataset.name}")
-            if q in rows:
-                raise DatasetError(f"rankings {path}, line {line}: query {row['id']!r} ranked twice")
-            names = (row["images"] or "").split()
-            unknown = [n for n in names if n not in image_index]
-            if unknown:
-                raise DatasetError(f"rankings {path}, line {line}: {unknown[0]!r} is not an image of "
-                                   f"{dataset.name}'s database")
-            if len(set(names)) != len(names):
-                raise DatasetError(f"rankings {path}, line {line}: an image is listed more than once")
-            rows[q] = [image_index[n] for n in names]
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            _read_csv_rows(reader, path, dataset, query_index, image_index, rows)
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DatasetError(f"rankings {path}: not a UTF-8 CSV file ({e})") from None
     missing = [q_names[q] for q in range(len(q_names)) if q not in rows]
     if missing:
         raise DatasetError(f"rankings {path}: {len(missing)} of {dataset.name}'s queries have no row "
@@ -129,6 +124,34 @@ def _read_csv(path: Path, dataset: RetrievalDataset) -> np.ndarray:
     for q, r in rows.items():
         out[q, :len(r)] = r
     return out
+
+
+def _read_csv_rows(reader, path: Path, dataset: RetrievalDataset, query_index: dict,
+                   image_index: dict, rows: dict) -> None:
+    """Each CSV row into ``rows`` (query index -> database indices), every problem named with
+    its line."""
+    if not reader.fieldnames or not {"id", "images"} <= set(reader.fieldnames):
+        raise DatasetError(f"rankings {path}: the header must have columns id,images (GLDv2's "
+                           f"submission format), found {reader.fieldnames}")
+    for row in reader:
+        line = reader.line_num
+        if None in row:
+            raise DatasetError(f"rankings {path}, line {line}: more fields than the header's; the "
+                               "images of a row are separated by spaces, not commas")
+        q = query_index.get(row["id"])
+        if q is None:
+            raise DatasetError(f"rankings {path}, line {line}: {row['id']!r} is not a query of "
+                               f"{dataset.name}")
+        if q in rows:
+            raise DatasetError(f"rankings {path}, line {line}: query {row['id']!r} ranked twice")
+        names = (row["images"] or "").split()
+        unknown = [n for n in names if n not in image_index]
+        if unknown:
+            raise DatasetError(f"rankings {path}, line {line}: {unknown[0]!r} is not an image of "
+                               f"{dataset.name}'s database")
+        if len(set(names)) != len(names):
+            raise DatasetError(f"rankings {path}, line {line}: an image is listed more than once")
+        rows[q] = [image_index[n] for n in names]
 
 
 def _exists(path: Path, what: str) -> None:
@@ -154,6 +177,9 @@ def _check_names(arrays: dict, dataset: RetrievalDataset, path: Path) -> None:
     for key, expected in (("database_names", db_names), ("query_names", q_names)):
         if key not in arrays:
             continue
+        if arrays[key].ndim != 1:
+            raise DatasetError(f"{path}: {key} must be a 1-D array of names, found shape "
+                               f"{arrays[key].shape}")
         found = [str(n) for n in arrays[key]]
         if found != expected:
             i = next((i for i, (a, b) in enumerate(zip(expected, found)) if a != b),

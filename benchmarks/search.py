@@ -161,8 +161,10 @@ def search(queries: np.ndarray, database: np.ndarray, k: int | None = None, *,
 def rank_scores(scores: np.ndarray, k: int | None = None, *, track: Sequence[np.ndarray] | None = None,
                 max_scores_bytes: int = DEFAULT_MAX_SCORES_BYTES) -> SearchResult:
     """``search`` of given (n_q, N) scores (a similarity matrix made elsewhere; a memory-mapped
-    array is read in blocks of rows, each converted to float32): the top-k and tracked ranks by
-    the ranking convention. ValueError naming the rows that are not finite."""
+    array is read in blocks of rows, each converted to float32, or to float64 when the scores are
+    float64 or integers, so that no two of them are rounded together): the top-k and tracked ranks
+    by the ranking convention; returned scores are float32. ValueError naming the rows that are
+    not finite."""
     import torch
 
     n_q, n = scores.shape
@@ -171,10 +173,13 @@ def rank_scores(scores: np.ndarray, k: int | None = None, *, track: Sequence[np.
     per_score = (_SCORE_BYTES + _TRACK_BYTES * (tracks is not None)
                  + _FULL_SORT_BYTES * (0 < k and k + 1 > n))
     chunk = max(1, int(max_scores_bytes) // max(1, n * per_score))
+    wide = scores.dtype == np.float64 or np.issubdtype(scores.dtype, np.integer)
+    chunk = max(1, chunk // 2) if wide else chunk
     indices, top = np.zeros((n_q, k), np.int32), np.zeros((n_q, k), np.float32)
     ranks: list[np.ndarray] | None = [] if tracks is not None else None
     for s in range(0, n_q, chunk):
-        block = np.array(scores[s:s + chunk], dtype=np.float32)     # a writable copy of the block
+        # a writable copy of the block
+        block = np.array(scores[s:s + chunk], dtype=np.float64 if wide else np.float32)
         if not np.isfinite(block).all():
             bad = s + np.flatnonzero(~np.isfinite(block).all(axis=1))
             raise ValueError(f"score row(s) {bad[:10].tolist()} hold NaN or infinite values")
@@ -200,9 +205,9 @@ def _rescored(queries, database, k, track, short: ShortList, **search_options) -
     length = min(int(short.length), n)
     first = search(queries, database, max(k, length), track=track, **search_options)
     q, x = _as_matrix(short.queries, "rescore queries"), _as_matrix(short.database, "rescore database")
-    if len(q) != len(first.indices) or len(x) != n:
-        raise ValueError(f"rescore descriptors are {len(q)} queries x {len(x)} database rows, the "
-                         f"search {len(first.indices)} x {n}")
+    if len(q) != len(first.indices) or len(x) != n or q.shape[1] != x.shape[1]:
+        raise ValueError(f"rescore descriptors are {q.shape} queries x {x.shape} database, the "
+                         f"search {len(first.indices)} x {n} rows")
     indices, scores = first.indices[:, :k].copy(), first.scores[:, :k].copy()
     ranks = first.ranks
     kept = min(k, length)

@@ -1,4 +1,5 @@
-"""``deepagg-eval descriptors=PATH [dataset=NAME] [method=NAME] [rerank=...]``: score global
+"""``deepagg-eval descriptors=PATH | rankings=PATH | similarity=PATH [dataset=NAME] [method=NAME]
+[rerank=...]``: score global
 descriptors made by any method (or exported by ``deepagg-export``) on a registered benchmark,
 with deepagg's exact blocked search, metrics (``map_at``, ``recall_at`` too), re-ranking,
 records, tables and plots, so that an outside method is a row of the same tables as deepagg's
@@ -37,7 +38,7 @@ def evaluate_descriptors(cfg: DictConfig) -> dict:
     """Score ``cfg.descriptors`` on ``cfg.dataset``; returns the record written."""
     from benchmarks.constraints import Device, Integer, OneOf, check_values
     from benchmarks.descriptor_files import check_against, read_descriptors
-    from benchmarks.errors import DatasetError
+    from benchmarks.errors import DatasetError, DeepaggError
     from benchmarks.evaluation import (PROTOCOL_MAP_AT, check_scorable, evaluate_rankings,
                                        evaluate_similarity)
     from benchmarks.ranking_files import check_length, read_rankings, read_similarity
@@ -70,7 +71,7 @@ def evaluate_descriptors(cfg: DictConfig) -> dict:
             elif kind == "rankings":
                 rankings = read_rankings(path, dataset)
                 check_length(rankings, path, [*DEFAULT_KS, *cfg.map_at, *cfg.recall_at,
-                                              PROTOCOL_MAP_AT.get(dataset.protocol, 0)])
+                                              PROTOCOL_MAP_AT.get(dataset.protocol, 0)], len(dataset))
             else:
                 scores = read_similarity(path, dataset)
         with watch("search_s"), config_path("rerank"):
@@ -88,6 +89,8 @@ def evaluate_descriptors(cfg: DictConfig) -> dict:
                                                           map_at=tuple(cfg.map_at),
                                                           recall_at=tuple(cfg.recall_at))
                 except ValueError as e:
+                    if isinstance(e, DeepaggError):
+                        raise
                     raise DatasetError(f"similarity {path}: {e}; fix them at the source") from None
     aps = metrics.pop("aps")
     metrics = {k: v for k, v in metrics.items() if not k.endswith("/aps")}

@@ -98,7 +98,8 @@ def export(argv=None) -> int:
     source = feature_source(cfg)
     ev = evaluate_config(cfg, source, cache_root=cfg.store.root)
     meta = {"exported_by": "deepagg-export", "job_dir": str(args.job_dir.resolve()),
-            "metrics": ev.metrics, "rerank": ev.rerank, "config": OmegaConf.to_container(cfg)}
+            "metrics": ev.metrics, "rerank": ev.rerank, "codes": ev.codes,
+            "config": OmegaConf.to_container(cfg)}
     local = local_features(source, ev.dataset) if args.local else None
     out = write_descriptors(descriptor_set(ev.dataset, ev.database, ev.queries, meta, local),
                             args.out or args.job_dir / "descriptors")

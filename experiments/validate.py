@@ -161,8 +161,9 @@ def check_codes(cfg: DictConfig) -> None:
     codes = build_codes(cfg)
     if codes.rescore and cfg.rerank.get("_target_", "").rsplit(".", 1)[-1] != "NoRerank":
         raise ConfigError(f"codes.rescore={codes.rescore} with a re-ranking: the short list is "
-                          "re-scored with the float descriptors, which the re-ranking does not "
-                          "change; use rerank=none with codes.rescore, or codes.rescore=0")
+                          "re-scored with the float descriptors as post-processing left them, not "
+                          "as the re-ranking would change them; use rerank=none with "
+                          "codes.rescore, or codes.rescore=0")
     if cfg.postprocess.pca and cfg.postprocess.dim is not None:
         try:
             codes.check_dim(int(cfg.postprocess.dim))

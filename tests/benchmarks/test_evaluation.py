@@ -94,6 +94,24 @@ def test_a_truncated_ranking_counts_the_positives_outside_it_as_never_found():
     same_metrics(padded, m)                              # a CSV row padded with -1
 
 
+def test_mp_at_k_of_a_short_ranking_equals_that_of_any_full_ranking_it_begins():
+    """Five positives, one in a list of ten: mP@5 and mP@10 as for the full ranking (the last
+    positive lies past the list, so k' = k), not 1."""
+    positives = np.array([0, 11, 12, 13, 14])
+    ds = dataset("oxford", 20, [{"ok": positives, "junk": np.zeros(0, np.int64)}])
+    full = np.array([[0, *range(1, 11), *range(11, 20)]])
+    short, whole = evaluate_rankings(ds, full[:, :10]), evaluate_rankings(ds, full)
+    assert short["mP@5"] == whole["mP@5"] == 0.2 and short["mP@10"] == whole["mP@10"] == 0.1
+
+
+def test_a_float64_similarity_is_ranked_without_rounding_to_float32():
+    ds = dataset("oxford", 4, [{"ok": np.array([3]), "junk": np.zeros(0, np.int64)}])
+    scores = np.array([[0.9, 1 - 3e-9, 1 - 2e-9, 1 - 1e-9]])      # equal in float32
+    metrics, res = evaluate_similarity(ds, scores, top_k=4)
+    np.testing.assert_array_equal(res.indices, [[3, 2, 1, 0]])
+    assert metrics["mAP"] == 1.0
+
+
 def test_perfect_and_worst_rankings_by_hand():
     # one query, database of 5: positives 0 and 1, junk 2
     x = np.array([[5.0], [4.0], [3.0], [2.0], [1.0]], np.float32)

@@ -19,6 +19,11 @@ def test_a_gldv2_submission_csv_becomes_index_rankings(tmp_path, bench):
     f = tmp_path / "submission.csv"
     f.write_text("id,images\nq1,db4 db1\nq0,db0 db2 db3\n")          # any query order, any length
     np.testing.assert_array_equal(read_rankings(f, bench), [[0, 2, 3], [4, 1, -1]])
+    f.write_bytes("\ufeffid,images\nq1,db4\nq0,db0\n".encode())      # a spreadsheet's BOM
+    np.testing.assert_array_equal(read_rankings(f, bench), [[0], [4]])
+    f.write_bytes(b"id,images\nq0,db\xff\n")
+    with pytest.raises(DatasetError, match="not a UTF-8 CSV file"):
+        read_rankings(f, bench)
 
 
 @pytest.mark.parametrize("text,named", [
@@ -28,6 +33,8 @@ def test_a_gldv2_submission_csv_becomes_index_rankings(tmp_path, bench):
     ("id,images\nq0,db0 db0\nq1,db1\n", "line 2: an image is listed more than once"),
     ("id,images\nq0,db0\n", "1 of tiny's queries have no row (e.g. 'q1')"),
     ("query,ranked\nq0,db0\n", "the header must have columns id,images"),
+    ("id,images\nq0,db0,db1\nq1,db1\n", "line 2: more fields than the header's; the images of a row are separated by spaces"),
+    ("id,images\n\nq0,db0\nq7,db1\n", "line 4: 'q7'"),                       # lines, blank ones too
 ])
 def test_a_csv_that_does_not_fit_is_named_with_its_line(tmp_path, bench, text, named):
     f = tmp_path / "submission.csv"
@@ -50,8 +57,9 @@ def test_npz_rankings_are_checked_for_range_repeats_rows_and_names(tmp_path, ben
         np.savez(f, **arrays)
         with pytest.raises(DatasetError, match=named):
             read_rankings(f, bench)
-    with pytest.raises(DatasetError, match="top 10"):
-        check_length(np.zeros((2, 3), np.int64), f, (1, 5, 10))
+    with pytest.raises(DatasetError, match="top 8"):
+        check_length(np.zeros((2, 3), np.int64), f, (1, 5, 10), 8)
+    check_length(np.zeros((2, 5), np.int64), f, (1, 5, 10), 5)     # the whole database: enough
     f.write_bytes(b"not a zip")
     with pytest.raises(DatasetError, match="r.npz: cannot read it"):
         read_rankings(f, bench)
