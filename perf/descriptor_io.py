@@ -54,19 +54,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from search_speed import rss_kib  # noqa: E402 -- perf/ is the script's own folder
+
 GEN_BLOCK = 8192           # rows generated at a time (the generator's temporaries stay small)
 WRITES = ("write numpy", "write folder", "write hdf5", "write pt")
 READS = ("read numpy", "read h5py raw", "read torch raw", "read folder", "read hdf5", "read pt")
 FILES = {"numpy": "baseline.npy", "folder": "descriptors", "hdf5": "descriptors.h5",
          "pt": "descriptors.pt"}
-
-
-def rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def model_name() -> str:
