@@ -141,8 +141,17 @@ def evaluate(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarra
         raise ValueError(f"{len(queries)} query descriptors for {len(dataset.queries)} queries of {dataset.name}")
     if len(database) != len(dataset):
         raise ValueError(f"{len(database)} database descriptors for {len(dataset)} images of {dataset.name}")
+    return evaluate_search(dataset, lambda k, track: search(queries, database, k, track=track,
+                                                            **search_options),
+                           top_k, ks, map_at, recall_at)
+
+
+def evaluate_search(dataset: RetrievalDataset, run, top_k: int = 10, ks=(1, 5, 10), map_at=(),
+                    recall_at=()) -> tuple[dict, SearchResult]:
+    """``evaluate`` of any search: ``run(k, track) -> SearchResult`` (the top k and the exact
+    ranks of the tracked items in its whole ranking; a re-ranker's ``rank``)."""
     tracked = tracked_items(dataset)
-    result = search(queries, database, top_k, track=tracked, **search_options)
+    result = run(top_k, tracked)
     return _score_result(dataset, result, tracked, ks, map_at, recall_at), result
 
 

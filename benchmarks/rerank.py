@@ -69,6 +69,24 @@ class Reranker(BaseEstimator):
         (n_q, D), (N, D). ``search_options`` (``device``, ``max_scores_bytes``, ``backend``) go to the neighbour search."""
         raise NotImplementedError
 
+    #: True for the methods that rank instead of changing descriptors (``rank``)
+    ranks: ClassVar[bool] = False
+
+    @property
+    def graph_depth(self) -> int:
+        """Neighbours per database row of the offline k-NN graph ``rank`` reads
+        (``benchmarks.neighbours``; built and cached by the apps); 0: none."""
+        return 0
+
+    def rank(self, queries: np.ndarray, database: np.ndarray, query_db_index: np.ndarray | None,
+             k: int, track=None, graph=None, **search_options):
+        """The re-ranked search: a ``benchmarks.search.SearchResult`` of the top ``k`` and the
+        exact ranks of ``track`` in the whole new ranking. ``graph``: the database's
+        ``NeighbourGraph`` of depth ``graph_depth`` (None: built here). The methods that change
+        descriptors search what ``rerank`` returns."""
+        q, x = self.rerank(queries, database, query_db_index, **search_options)
+        return search(q, x, k, track=track, **search_options)
+
     def check_database_size(self, n: int) -> None:
         """ParameterError when a neighbour count cannot be met by a database of ``n`` images: the
         app's check, before any work (called directly, QE uses the neighbours there are)."""

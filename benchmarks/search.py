@@ -28,7 +28,7 @@ two-stage ranking, so every metric scores what a re-scoring system returns.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -201,28 +201,65 @@ def _rescored(queries, database, k, track, short: ShortList, **search_options) -
     """``search`` with ``rescore``: the first search keeps max(k, length) results, each query's
     short list is re-ordered by its exact scores, tracked ranks inside it move with it."""
     n = len(database)
-    k = n if k is None else min(int(k), n)
     length = min(int(short.length), n)
-    first = search(queries, database, max(k, length), track=track, **search_options)
+    first = search(queries, database, max(n if k is None else min(int(k), n), length), track=track,
+                   **search_options)
     q, x = _as_matrix(short.queries, "rescore queries"), _as_matrix(short.database, "rescore database")
     if len(q) != len(first.indices) or len(x) != n or q.shape[1] != x.shape[1]:
         raise ValueError(f"rescore descriptors are {q.shape} queries x {x.shape} database, the "
                          f"search {len(first.indices)} x {n} rows")
+
+    def exact(i: int, short_list: np.ndarray) -> np.ndarray:
+        # a two-row product (gemm), as ``search`` does, so a score never depends on the query count
+        return np.matmul(q[[i, i]], x[short_list].T)[0]
+    return reorder_short_lists(first, k, length, exact, ties="database")
+
+
+def reorder_short_lists(first: SearchResult, k: int | None, length: int,
+                        new_scores: Callable[[int, np.ndarray], np.ndarray],
+                        ties: str = "database") -> SearchResult:
+    """The ranking that re-orders each query's first ``length`` results of ``first`` (a search
+    that kept at least that many, and tracked ranks if any are wanted) by decreasing
+    ``new_scores(query, short_list)`` ((length,) int64 database indices -> (length,) scores);
+    below the short list the first order is kept. Equal new scores go in database order
+    (``ties="database"``, the ranking convention) or in their first order (``"first"``).
+    Returns the top ``k`` (None: as many as ``first`` kept), the new scores inside the short
+    list and the first ones below it, and tracked ranks moved with their items."""
+    if ties not in ("database", "first"):
+        raise ValueError(f"ties={ties!r}: expected 'database' or 'first'")
+    kept_first = first.indices.shape[1]
+    length = min(int(length), kept_first)
+    k = kept_first if k is None else min(int(k), kept_first)
     indices, scores = first.indices[:, :k].copy(), first.scores[:, :k].copy()
     ranks = first.ranks
     kept = min(k, length)
-    for i in range(len(q)):
+    for i in range(len(indices)):
         short_list = first.indices[i, :length].astype(np.int64)
-        # a two-row product (gemm), as ``search`` does, so a score never depends on the query count
-        exact = np.matmul(q[[i, i]], x[short_list].T)[0]
-        order = np.lexsort((short_list, -exact))            # decreasing score, then database order
-        indices[i, :kept], scores[i, :kept] = short_list[order[:kept]], exact[order[:kept]]
+        rescored = new_scores(i, short_list)
+        second = short_list if ties == "database" else np.arange(length)
+        order = np.lexsort((second, -rescored))                 # decreasing score, then the tie rule
+        indices[i, :kept], scores[i, :kept] = short_list[order[:kept]], rescored[order[:kept]]
         if ranks is not None:
             position = np.empty(length, np.int64)
             position[order] = np.arange(length)
             inside = ranks[i] < length
             ranks[i][inside] = position[ranks[i][inside]]
     return SearchResult(indices, scores, ranks)
+
+
+def rank_score_blocks(blocks: Iterable[tuple[int, np.ndarray]], n_q: int, n: int, k: int | None = None,
+                      *, track: Sequence[np.ndarray] | None = None) -> SearchResult:
+    """``rank_scores`` of scores made block by block: ``blocks`` yields (first query row, (b, n)
+    finite float32 or float64 scores) covering the n_q rows in order; only one block is held."""
+    import torch
+
+    k = n if k is None else min(int(k), n)
+    tracks = _check_track(track, n_q, n)
+    indices, top = np.zeros((n_q, k), np.int32), np.zeros((n_q, k), np.float32)
+    ranks: list[np.ndarray] | None = [] if tracks is not None else None
+    for start, block in blocks:
+        _select(torch.from_numpy(np.ascontiguousarray(block)), k, tracks, start, indices, top, ranks)
+    return SearchResult(indices, top, ranks)
 
 
 def faiss_topk(q: np.ndarray, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -254,7 +254,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         with watch("search_s"), config_path("rerank"):
             metrics, result = stages.rank_and_score(dataset, Q, X, reranker, cfg.top_k, cfg.device,
                                                     cfg.search_backend, cfg.map_at, cfg.recall_at,
-                                                    short_list)
+                                                    short_list, cache_root)
     aps = metrics.pop("aps")
     metrics = {k: v for k, v in metrics.items() if not k.endswith("/aps")}
     timings = watch.rounded()

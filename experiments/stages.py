@@ -340,12 +340,35 @@ def combined_descriptors(per_scale, combination, chain) -> tuple[np.ndarray, np.
 # ----------------------------------------------------------------------------- rank and score
 def rank_and_score(dataset: RetrievalDataset, queries: np.ndarray, database: np.ndarray, reranker,
                    top_k: int, device: str = "cpu", backend: str = "numpy", map_at=(),
-                   recall_at=(), rescore=None):
+                   recall_at=(), rescore=None, cache_root=None):
     """(metrics, SearchResult): re-rank (never reading the ground truth), then search and score
     exactly (benchmarks.evaluation.evaluate; ``map_at`` / ``recall_at``: the k of mAP@k and
-    Recall@k to add; ``rescore``: a ``benchmarks.search.ShortList`` re-scored exactly)."""
-    from benchmarks.evaluation import evaluate
+    Recall@k to add; ``rescore``: a ``benchmarks.search.ShortList`` re-scored exactly). A
+    re-ranker that ranks (diffusion, k-reciprocal, SuperGlobal) is scored on its own ranking; the
+    database graph it reads is cached in ``cache_root`` (keyed by the database's bytes)."""
+    from benchmarks.evaluation import evaluate, evaluate_search
     from benchmarks.rerank import query_db_indices
-    Q, X = reranker.rerank(queries, database, query_db_indices(dataset), device=device, backend=backend)
-    return evaluate(dataset, Q, X, top_k=min(top_k, len(dataset)), map_at=tuple(map_at),
-                    recall_at=tuple(recall_at), device=device, rescore=rescore)
+    top_k, own = min(top_k, len(dataset)), query_db_indices(dataset)
+    if not reranker.ranks:
+        Q, X = reranker.rerank(queries, database, own, device=device, backend=backend)
+        return evaluate(dataset, Q, X, top_k=top_k, map_at=tuple(map_at),
+                        recall_at=tuple(recall_at), device=device, rescore=rescore)
+    graph = database_graph(database, reranker.graph_depth, cache_root) if reranker.graph_depth else None
+    return evaluate_search(dataset, lambda k, track: reranker.rank(
+        queries, database, own, k, track=track, graph=graph, device=device, backend=backend),
+        top_k, map_at=tuple(map_at), recall_at=tuple(recall_at))
+
+
+def database_graph(database: np.ndarray, depth: int, cache_root=None):
+    """The k-NN graph (``benchmarks.neighbours``) of ``depth`` of the (N, D) final descriptors,
+    cached in ``cache_root`` under the sha1 of their bytes (any change of the run that changes
+    them builds another)."""
+    import hashlib
+
+    from benchmarks.neighbours import NeighbourGraph, neighbour_graph
+    from experiments import fitted
+    x = np.ascontiguousarray(database, dtype=np.float32)
+    digest = hashlib.sha1(x.data).hexdigest()
+    key = fitted.fit_key({"graph": depth, "shape": list(x.shape)}, digest)
+    return fitted.cached_fit(cache_root, "graph", key, lambda: neighbour_graph(x, depth),
+                             expected=NeighbourGraph)
