@@ -8,6 +8,7 @@ from importlib import import_module
 _WHERE = {
     "Aggregator": "base", "SumPooling": "pooling", "MaxPooling": "pooling",
     "L2": "postprocess", "PowerNorm": "postprocess", "PCAWhitening": "postprocess",
+    "LearnedWhitening": "postprocess",
     "ClsToken": "cls_token", "CroW": "crow", "FisherVector": "fisher_vector", "GeM": "gem", "RMAC": "rmac",
     "SuperGlobalPooling": "superglobal", "TriangulationEmbedding": "triangulation",
     "VLAD": "vlad",

@@ -1,4 +1,4 @@
-"""Post-processing of global descriptors: L2, power-law, PCA-whitening.
+"""Post-processing of global descriptors: L2, power-law, PCA-whitening, learned whitening.
 
 Each step is a scikit-learn transformer over (N, D) arrays, so a chain is a
 ``sklearn.pipeline.Pipeline``; the paper's chain is L2 -> PCA-whitening -> L2. Inputs are checked
@@ -84,15 +84,29 @@ class PCAWhitening(_Step):
     stays stable when a small fitting set gives near-zero eigenvalues (scikit-learn's own
     ``whiten=True`` has no such floor), and ``dim`` is capped at what centring leaves (n - 1).
     ``dim=None`` keeps every component the fitting set supports.
+
+    Variants of the whitening (with ``whiten``): ``whiten_power`` p divides each component by
+    (eigenvalue + floor)^p instead of its square root (p = 0.5: full whitening; p = 0: plain PCA;
+    dirtorch's ``whitenp``, 0.25 in its evaluations); ``shrinkage`` b first shrinks the kept
+    eigenvalues towards their mean, (1 - b) lambda + b mean(lambda) (b = 1: no whitening, a
+    uniform scale), which damps the noisy low-variance components a small fitting set gives.
     Learned state: ``mean_`` (D,), ``components_`` (dim, D), ``explained_variance_`` (dim,).
     """
 
-    constraints = {"dim": Integer(optional=True), "whiten": Boolean(), "eps": Real(0)}
+    constraints = {"dim": Integer(optional=True), "whiten": Boolean(), "eps": Real(0),
+                   "whiten_power": Real(0), "shrinkage": Real(0, 1)}
 
-    def __init__(self, dim: int | None = 256, whiten: bool = True, eps: float = 1e-9):
+    def __init__(self, dim: int | None = 256, whiten: bool = True, eps: float = 1e-9,
+                 whiten_power: float = 0.5, shrinkage: float = 0.0):
         self.dim = dim
         self.whiten = whiten
         self.eps = eps
+        self.whiten_power = whiten_power
+        self.shrinkage = shrinkage
+
+    def __setstate__(self, state):
+        # fits pickled before the variants existed (cached R-MAC / FV aggregators hold one)
+        super().__setstate__({"whiten_power": 0.5, "shrinkage": 0.0, **state})
 
     def fit(self, X, y=None):
         from sklearn.decomposition import PCA
@@ -119,5 +133,99 @@ class PCAWhitening(_Step):
              - self.mean_) @ self.components_.T
         if self.whiten:
             ev = self.explained_variance_
-            Y /= whitening_scale(ev, ev[0], self.eps)
+            if self.shrinkage:
+                ev = (1.0 - self.shrinkage) * ev + self.shrinkage * ev.mean()
+            if self.whiten_power == 0.5:
+                Y /= whitening_scale(ev, ev[0], self.eps)
+            else:
+                Y /= whitening_scale(ev, ev[0], self.eps) ** (2.0 * self.whiten_power)
         return Y.astype(np.float32)
+
+
+class LearnedWhitening(_Step):
+    """Supervised whitening learned from matching pairs (Radenović, Tolias & Chum, ECCV 2016 /
+    TPAMI 2018, cirtorch's ``whitenlearn``): ``fit(X, y)`` with ``y`` (N,) integer labels, images
+    of one label matching each other (-1: unlabelled, used for the mean and the second step only).
+
+    1. Intra-class covariance from every pair (i, j) of one label, ``C_S = sum (x_i - x_j)(x_i -
+       x_j)^T / #pairs``, optionally shrunk towards its scaled identity, ``(1 - shrinkage) C_S +
+       shrinkage tr(C_S) / D I``; ``P = L^-1`` with ``C_S = L L^T`` (Cholesky) whitens it.
+    2. PCA of every fitting descriptor after P (the inter-class covariance), ``W = V^T P`` with V
+       its eigenvectors by decreasing eigenvalue (each one's largest-magnitude coefficient
+       positive); ``transform(x) = W[:dim] (x - m)``, m the mean of all fitting descriptors (cirtorch
+       takes the mean of its pairs' query side), float32 out.
+
+    Without shrinkage C_S must be invertible: the pairs span at most sum over labels of (n_c - 1)
+    dimensions, which must reach D (ParameterError naming ``shrinkage`` otherwise).
+    Learned state: ``mean_`` (D,), ``components_`` (dim, D), ``n_pairs_``.
+    """
+
+    constraints = {"dim": Integer(optional=True), "shrinkage": Real(0, 1)}
+
+    def __init__(self, dim: int | None = 256, shrinkage: float = 0.0):
+        self.dim = dim
+        self.shrinkage = shrinkage
+
+    def fit(self, X, y=None):
+        check_constraints(self, self.constraints)
+        X = validate_data(self, X, dtype=np.float64)
+        n, d = X.shape
+        labels = _labels(y, n)
+        dim = d if self.dim is None else int(self.dim)
+        if dim > d:
+            raise ParameterError("dim", self.dim, f"more than the {d} dimensions of the descriptors "
+                                 "learned on; lower dim", "LearnedWhitening")
+        intra, n_pairs, span = intra_class_covariance(X, labels)
+        if n_pairs == 0:
+            raise ParameterError("y", "labels", "no two fitting images share a label: supervised "
+                                 "whitening needs matching pairs (fit on a set with ground truth)",
+                                 "LearnedWhitening")
+        if self.shrinkage == 0 and span < d:
+            raise ParameterError("shrinkage", self.shrinkage, f"the {n_pairs} matching pairs span at "
+                                 f"most {span} of the {d} dimensions, so their covariance cannot be "
+                                 "inverted; set shrinkage > 0 (e.g. 0.1), reduce the dimension first, "
+                                 "or fit on a set with more matching images", "LearnedWhitening")
+        if self.shrinkage:
+            intra = (1 - self.shrinkage) * intra + self.shrinkage * np.trace(intra) / d * np.eye(d)
+        whitener = np.linalg.inv(np.linalg.cholesky(intra))
+        self.mean_ = X.mean(axis=0)
+        z = (X - self.mean_) @ whitener.T
+        evals, evecs = np.linalg.eigh(z.T @ z)
+        evecs = evecs[:, np.argsort(-evals, kind="stable")]
+        signs = np.sign(evecs[np.abs(evecs).argmax(axis=0), np.arange(d)])
+        self.components_ = ((evecs * signs).T @ whitener)[:dim]
+        self.n_pairs_ = n_pairs
+        return self
+
+    def transform(self, X):
+        check_is_fitted(self)
+        Y = validate_data(self, X, dtype=np.float64, reset=False, ensure_min_samples=0) - self.mean_
+        return (Y @ self.components_.T).astype(np.float32)
+
+
+def intra_class_covariance(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """(D, D) mean of (x_i - x_j)(x_i - x_j)^T over the pairs i < j of one label, the number of
+    pairs and the dimensions they span at most (sum of n_c - 1). A label of n_c images gives
+    n_c (n_c - 1) / 2 pairs whose outer products sum to n_c times its scatter about its mean."""
+    d = X.shape[1]
+    total, n_pairs, span = np.zeros((d, d)), 0, 0
+    for label in np.unique(labels[labels >= 0]):
+        members = X[labels == label]
+        size = len(members)
+        if size < 2:
+            continue
+        centred = members - members.mean(axis=0)
+        total += size * (centred.T @ centred)
+        n_pairs += size * (size - 1) // 2
+        span += size - 1
+    return (total / max(n_pairs, 1)), n_pairs, span
+
+
+def _labels(y, n: int) -> np.ndarray:
+    if y is None:
+        raise ParameterError("y", None, "supervised whitening learns from labels: fit(X, y) with y "
+                             "(N,) integer labels, -1 for unlabelled", "LearnedWhitening")
+    labels = np.asarray(y)
+    if labels.shape != (n,) or (labels.size and not np.issubdtype(labels.dtype, np.integer)):
+        raise ValueError(f"y must be ({n},) integer labels, got shape {labels.shape} dtype {labels.dtype}")
+    return labels

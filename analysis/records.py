@@ -24,17 +24,22 @@ PACKAGES = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "o
 #: top-level config keys left out of the hash at these values (the runs of versions without
 #: them), so a sweep recorded before the key existed resumes instead of running again
 NEUTRAL_NODES = {"map_at": [], "recall_at": []}
+#: the same for keys inside a group: (group, key) -> the value that leaves it out
+NEUTRAL_KEYS = {("codes", "rescore"): 0, ("postprocess", "whitening"): "pca",
+                ("postprocess", "whiten_power"): 0.5, ("postprocess", "shrinkage"): 0.0}
 
 
 def config_hash(cfg: dict) -> str:
     """12 hex digits over the resolved config, non-semantic keys and neutral values removed
     (``multiscale`` at the one scale 1, where its combination is never used; ``codes`` of kind
-    none, whose other keys are then unused; ``codes.rescore`` at 0, off)."""
+    none, whose other keys are then unused; NEUTRAL_KEYS at their values)."""
     cfg = {k: v for k, v in cfg.items() if not (k in NEUTRAL_NODES and v == NEUTRAL_NODES[k])
            and not (k == "multiscale" and isinstance(v, dict) and v.get("scales") == [1.0])
            and not (k == "codes" and isinstance(v, dict) and v.get("kind") == "none")}
-    if isinstance(cfg.get("codes"), dict) and cfg["codes"].get("rescore") == 0:
-        cfg["codes"] = {k: v for k, v in cfg["codes"].items() if k != "rescore"}
+    for (group, key), neutral in NEUTRAL_KEYS.items():
+        node = cfg.get(group)
+        if isinstance(node, dict) and key in node and node[key] == neutral:
+            cfg[group] = {k: v for k, v in node.items() if k != key}
     return hashlib.sha1(json.dumps(_semantic(cfg), sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

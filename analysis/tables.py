@@ -22,14 +22,14 @@ TIME_COLUMNS = ["extract_s", "aggregate_s"]
 #: columns that describe a run rather than measure it
 DESCRIPTIVE = ["dataset", "feature_type", "extractor", "scales", "aggregator", "aggregator_class",
                "params", "codes", "bytes",
-               "rerank", "rerank_label", "dim", "fit_on", "whiten", "experiment", "config_hash",
+               "rerank", "rerank_label", "dim", "fit_on", "whiten", "whitening", "experiment", "config_hash",
                "job_dir", "timestamp", "status", "error"]
 #: candidate row keys of an ablation table, in display order
 METHOD_COLUMNS = ["feature_type", "extractor", "scales", "aggregator", "params", "rerank",
-                  "rerank_label", "dim", "codes", "fit_on", "whiten"]
+                  "rerank_label", "dim", "codes", "fit_on", "whitening"]
 #: what makes two runs the same setting apart from their re-ranking
 SETTING_COLUMNS = ["dataset", "feature_type", "extractor", "scales", "aggregator", "params", "dim",
-                   "codes", "fit_on", "whiten"]
+                   "codes", "fit_on", "whitening"]
 PAPER_SUFFIX = " (paper)"
 
 
@@ -53,6 +53,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "dim": r.get("dim"), "codes": r.get("codes") or NO_CODES,
                "bytes": r.get("bytes_per_image") or (4 * r["dim"] if r.get("dim") else None),
                "fit_on": post.get("fit_on"), "whiten": post.get("whiten"),
+               "whitening": whitening_label(post),
                "experiment": r.get("experiment"), "status": r.get("status", "ok"),
                "error": r.get("error", "")}
         row.update({f"agg.{k}": v for k, v in params.items()})
@@ -67,6 +68,22 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
         df["dim"] = pd.array([None if d is None or d != d else int(d) for d in df["dim"]],
                              dtype="Int64")
     return df
+
+
+def whitening_label(post: dict) -> str:
+    """The learned projection of a record's postprocess settings as tables name it: "none",
+    "PCA", "PCA-whitening", "PCA-whitening p=0.25", "... shrinkage 0.1", "learned whitening"
+    (records of versions without the variants: PCA or PCA-whitening by ``whiten``)."""
+    if not post.get("pca", True):
+        return "none"
+    shrink = post.get("shrinkage") or 0
+    suffix = f" shrinkage {shrink:g}" if shrink else ""
+    if post.get("whitening", "pca") == "learned":
+        return "learned whitening" + suffix
+    if not post.get("whiten", True):
+        return "PCA"
+    power = post.get("whiten_power", 0.5)
+    return "PCA-whitening" + (f" p={power:g}" if power != 0.5 else "") + suffix
 
 
 def reranks(df: pd.DataFrame) -> pd.Series:

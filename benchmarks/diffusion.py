@@ -9,8 +9,8 @@ neighbours), weighted ``a_ij = max(s_ij, 0) ** gamma``; ``S = D^-1/2 A D^-1/2`` 
 Online, per query: its first ``truncation`` results of the plain search are the truncated graph
 (as in the reference code fyang93/diffusion: rows and columns of ``L = I - alpha S`` of the whole
 graph, not renormalised); the seeds are its ``query_k`` nearest database images, ``y_j =
-max(s_qj, 0) ** gamma`` (its own database image, ``query_db_index``, is not a seed: it is the query);
-``L_R f = y`` is solved by conjugate gradient (``tol`` on the relative residual, at most
+max(s_qj, 0) ** gamma`` (a query that is a database image, ``query_db_index``, seeds it
+too, with weight 1: it is the query's place in the graph); ``L_R f = y`` is solved by conjugate gradient (``tol`` on the relative residual, at most
 ``max_iter`` iterations, from f = 0, as the paper's 20 iterations) and the truncated list is
 re-ordered by f, equal f (images the diffusion does not reach) in their first order; below it
 the plain ranking is kept. ``truncation=null`` diffuses over the whole database (the first
@@ -86,7 +86,7 @@ class Diffusion(Reranker):
     def rank(self, queries, database, query_db_index, k, track=None, graph=None, **search_options):
         self.validate()
         q, x = _pair(queries, database)
-        own = _own_index(query_db_index, len(q), len(x))
+        _own_index(query_db_index, len(q), len(x))
         self.check_database_size(len(x))
         if graph is None:
             graph = neighbour_graph(x, self.graph_depth, **_bytes(search_options))
@@ -96,9 +96,8 @@ class Diffusion(Reranker):
         gamma = float(self.gamma)
 
         def diffused(i: int, short_list: np.ndarray) -> np.ndarray:
-            seeds = short_list[short_list != own[i]][:self.query_k]
             y = np.zeros(len(short_list))
-            at = np.flatnonzero(np.isin(short_list, seeds))
+            at = np.arange(min(self.query_k, len(short_list)))    # the first query_k: the seeds
             y[at] = np.maximum(first.scores[i, at].astype(np.float64), 0.0) ** gamma
             sub = laplacian[short_list][:, short_list]
             return conjugate_gradient(sub, y, self.tol, self.max_iter)

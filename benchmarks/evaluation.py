@@ -62,6 +62,34 @@ def protocol_setups(dataset: RetrievalDataset) -> tuple[list[Setup], list[np.nda
     raise ValueError(f"unknown protocol {dataset.protocol!r}")
 
 
+def matching_groups(dataset: RetrievalDataset) -> np.ndarray:
+    """(N,) int64 label of each database image: images that its ground truth says match share
+    one (a query's image and its positives in the protocol's main setting, joined across
+    queries), -1 for the images in no match. What supervised whitening learns from (its pairs);
+    read from the fitting set only, never at query time."""
+    setups, _ = protocol_setups(dataset)
+    main = next((st for st in setups if st.prefix == "M/"), setups[0])
+    parent = np.arange(len(dataset))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+    matched = np.zeros(len(dataset), bool)
+    for q, positives in zip(dataset.queries, main.positives):
+        members = list(positives) + ([q.db_index] if q.db_index is not None else [])
+        if len(members) < 2:
+            continue
+        matched[members] = True
+        first = root(int(members[0]))
+        for m in members[1:]:
+            parent[root(int(m))] = first
+    roots = np.array([root(i) for i in range(len(dataset))])
+    _, labels = np.unique(roots, return_inverse=True)
+    return np.where(matched, labels, -1).astype(np.int64)
+
+
 def check_scorable(dataset: RetrievalDataset) -> None:
     """Stop before any work when ``dataset`` cannot be scored: no database image, no query, or no
     query with a positive in its protocol's main setting (Medium for the revisited protocol;

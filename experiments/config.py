@@ -18,12 +18,18 @@ from experiments.settings import ExecutionSettings, StoreConfig
 
 @dataclass
 class PostprocessConfig:
-    """Chain after aggregation: [PowerNorm(alpha)] -> L2 -> [PCAWhitening(dim, whiten) -> L2]."""
+    """Chain after aggregation: [PowerNorm(alpha)] -> L2 -> [PCAWhitening(dim, whiten,
+    whiten_power, shrinkage) or LearnedWhitening(dim, shrinkage) -> L2]."""
     fit_on: str = "demo_holdout"              # dataset config (conf/dataset/NAME.yaml) PCA is learned on
     alpha: Optional[float] = None             # signed power law before the first L2; null = off
-    pca: bool = True
+    pca: bool = True                          # the learned projection step (PCA or learned whitening)
     dim: Optional[int] = 256                  # null = every component the fitting set allows
     whiten: bool = True
+    whitening: str = "pca"                    # pca (unsupervised) | learned (supervised, from the
+    #   matching pairs of fit_on's ground truth: Radenović et al.'s Lw)
+    whiten_power: float = 0.5                 # PCA: components / eigenvalue^p (0.5 full, 0 plain PCA)
+    shrinkage: float = 0.0                    # PCA: eigenvalues -> (1-b) l + b mean(l); learned: the
+    #   pairs' covariance -> (1-b) C + b tr(C)/D I
 
 
 @dataclass

@@ -139,17 +139,52 @@ class Evaluation:
 
 
 def postprocess_chain(cfg: DictConfig):
-    """[PowerNorm(alpha)] -> L2 -> [PCAWhitening(dim, whiten) -> L2] from ``postprocess``."""
+    """[PowerNorm(alpha)] -> L2 -> [PCAWhitening or LearnedWhitening -> L2] from ``postprocess``."""
     from sklearn.pipeline import Pipeline
 
-    from aggregators import L2, PCAWhitening, PowerNorm
+    from aggregators import L2, LearnedWhitening, PCAWhitening, PowerNorm
     steps = []
     if cfg.alpha is not None:
         steps.append(("power", PowerNorm(alpha=cfg.alpha)))
     steps.append(("l2", L2()))
-    if cfg.pca:
-        steps += [("pca", PCAWhitening(dim=cfg.dim, whiten=cfg.whiten)), ("l2_final", L2())]
+    if cfg.pca and cfg.whitening == "learned":
+        steps += [("learned_whitening", LearnedWhitening(dim=cfg.dim, shrinkage=cfg.shrinkage)),
+                  ("l2_final", L2())]
+    elif cfg.pca:
+        steps += [("pca", PCAWhitening(dim=cfg.dim, whiten=cfg.whiten, whiten_power=cfg.whiten_power,
+                                       shrinkage=cfg.shrinkage)), ("l2_final", L2())]
     return Pipeline(steps)
+
+
+def postprocess_settings(cfg: DictConfig) -> dict:
+    """The postprocess config as it keys the chain's fit: the keys at their neutral values
+    (records.NEUTRAL_KEYS) left out, so fits cached before those keys existed are found."""
+    from analysis.records import NEUTRAL_KEYS
+    settings = OmegaConf.to_container(cfg.postprocess, resolve=True)
+    return {k: v for k, v in settings.items()
+            if not (("postprocess", k) in NEUTRAL_KEYS and v == NEUTRAL_KEYS[("postprocess", k)])}
+
+
+def check_matching_pairs(cfg: DictConfig, dataset: RetrievalDataset) -> None:
+    """``postprocess.whitening=learned``: before any work, the fitting set's ground truth must
+    give matching pairs, and (without shrinkage) at least ``dim`` independent ones."""
+    from benchmarks.evaluation import matching_groups
+    post = cfg.postprocess
+    if not (post.pca and post.whitening == "learned"):
+        return
+    fit_ds = dataset if post.fit_on == dataset.name else build_dataset(dataset_config(post.fit_on, cfg.data_root))
+    labels = matching_groups(fit_ds)[stages.sample_indices(len(fit_ds), cfg.max_fit_images, cfg.seed)]
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
+    pairs, span = int((sizes * (sizes - 1) // 2).sum()), int(np.maximum(sizes - 1, 0).sum())
+    if pairs == 0:
+        raise ConfigError(f"postprocess.whitening=learned: the fitting set postprocess.fit_on="
+                          f"{post.fit_on} has no matching pairs in its ground truth; fit on a set "
+                          "whose queries have positives, or use postprocess.whitening=pca")
+    if post.shrinkage == 0 and post.dim is not None and span < post.dim:
+        raise ConfigError(f"postprocess.whitening=learned: the {pairs} matching pairs of "
+                          f"postprocess.fit_on={post.fit_on} span at most {span} dimensions, fewer "
+                          f"than postprocess.dim={post.dim}; set postprocess.shrinkage > 0 (e.g. "
+                          "0.1), lower the dimension, or fit on a larger set")
 
 
 def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
@@ -176,6 +211,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
         with config_path("rerank"):
             reranker.check_database_size(len(dataset))
         reads = fit_sets_read(cfg, agg.learns)
+        check_matching_pairs(cfg, dataset)
         if discard and dataset.name in reads.values():
             raise ConfigError("store.local_features=discard cannot learn on the test dataset itself "
                               f"({dataset.name}): set postprocess.fit_on / aggregator_fit_on to "
@@ -206,11 +242,12 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
                 X_raw, x_empty = stages.encode(agg, test.database, names, cfg.empty_images,
                                                combination=combination)
             with watch("postprocess_s"), config_path("postprocess"):
-                chain.fit(X_raw[~x_empty])
+                learned = cfg.postprocess.whitening == "learned"
+                chain.fit(X_raw[~x_empty], pca_set.labels() if learned else None)
                 X = chain.transform(X_raw)
             del X_raw
         else:
-            settings = OmegaConf.to_container(cfg.postprocess, resolve=True)
+            settings = postprocess_settings(cfg)
             if combination is not None:   # the chain is fitted on combined descriptors
                 settings["multiscale"] = OmegaConf.to_container(cfg.multiscale, resolve=True)
             with watch("postprocess_s"), config_path("postprocess"):

@@ -75,10 +75,16 @@ class FitSet:
     name: str
     read: Callable[[], Sequence[LocalFeatures]]
     identity: str
+    #: (n,) int64 matching groups of ``features`` (benchmarks.evaluation.matching_groups), for
+    #: supervised whitening; None: not known
+    read_labels: Callable[[], np.ndarray] | None = None
 
     @functools.cached_property
     def features(self) -> Sequence[LocalFeatures]:
         return self.read()
+
+    def labels(self) -> np.ndarray | None:
+        return self.read_labels() if self.read_labels is not None else None
 
 
 def sample_indices(n: int, cap: int | None, seed: int) -> np.ndarray:
@@ -92,12 +98,17 @@ def non_empty(feats: Sequence[LocalFeatures] | MultiScaleFeatures, dataset: str
               ) -> Sequence[LocalFeatures] | MultiScaleFeatures:
     """A fitting set without its images that have no local features (at some scale, for
     multi-scale ones); a warning says how many."""
-    kept = np.flatnonzero(_counts(feats) > 0)
+    kept = non_empty_indices(feats)
     if len(kept) == len(feats):
         return feats
     log.warning("%s: %d of %d fitting images have no local features and are skipped",
                 dataset, len(feats) - len(kept), len(feats))
     return _subset(feats, kept)
+
+
+def non_empty_indices(feats) -> np.ndarray:
+    """Indices of the images of a feature sequence that have local features (at every scale)."""
+    return np.flatnonzero(_counts(feats) > 0)
 
 
 def _subset(feats, indices: Sequence[int]):
@@ -121,8 +132,12 @@ def load_fit_set(source, dataset: RetrievalDataset, cap: int | None, seed: int) 
     def read() -> Sequence[LocalFeatures]:
         chosen = feats if len(idx) == len(feats) else _subset(feats, idx)
         return non_empty(chosen, dataset.name)
+
+    def labels() -> np.ndarray:   # the groups of the images ``read`` keeps, in its order
+        from benchmarks.evaluation import matching_groups
+        return matching_groups(dataset)[idx][_counts(feats)[idx] > 0]
     identity = f"{_content(feats, dataset.name)}|{len(feats)}|cap={cap}|seed={seed}"
-    return FitSet(dataset.name, read, identity)
+    return FitSet(dataset.name, read, identity, labels)
 
 
 def _content(feats, name: str) -> str:
@@ -135,8 +150,12 @@ def test_set_as_fit_set(dataset: RetrievalDataset, features: TestFeatures) -> Fi
     """The test database as a fitting set (only when a config asks for it)."""
     log.warning("fit_on=%s is the test dataset itself: learning on the test set", dataset.name)
     db = features.database
+
+    def labels() -> np.ndarray:
+        from benchmarks.evaluation import matching_groups
+        return matching_groups(dataset)[non_empty_indices(db)]
     return FitSet(dataset.name, lambda: non_empty(db, dataset.name),
-                  f"{_content(db, dataset.name)}|{len(db)}|test")
+                  f"{_content(db, dataset.name)}|{len(db)}|test", labels)
 
 
 # ----------------------------------------------------------------------------- fit
@@ -163,9 +182,10 @@ def fit_postprocess(chain, agg, agg_key: str, settings: dict, pca_set: FitSet | 
                          pca_set.identity if pca_set else "-")
     if pca_set is None:   # stateless steps only: they transform without fit (requires_fit=False)
         return chain, key
+    learned = any(type(step).__name__ == "LearnedWhitening" for _, step in chain.steps)
     chain = fitted.cached_fit(cache_root, "postprocess", key, lambda: chain.fit(
-        encode(agg, pca_set.features, empty_images="zero", combination=combination)[0]),
-        expected=type(chain))
+        encode(agg, pca_set.features, empty_images="zero", combination=combination)[0],
+        pca_set.labels() if learned else None), expected=type(chain))
     return chain, key
 
 

@@ -20,7 +20,10 @@ RUN = {"empty_images": OneOf(EMPTY_POLICIES), "top_k": Integer(),
        "search_backend": OneOf(("numpy", "faiss")), "max_fit_images": Integer(2, optional=True),
        "seed": Integer(0)}
 POSTPROCESS = {"dim": Integer(optional=True),
-               "alpha": Real(0, low_open=True, optional=True, note="null: no power law")}
+               "alpha": Real(0, low_open=True, optional=True, note="null: no power law"),
+               "whitening": OneOf(("pca", "learned")),
+               "whiten_power": Real(0, note="0.5: full whitening"),
+               "shrinkage": Real(0, 1)}
 
 
 def check_execution(cfg: DictConfig) -> None:
@@ -216,6 +219,9 @@ def check_run(cfg: DictConfig) -> None:
     check_values(post, POSTPROCESS, prefix="postprocess")
     if post.whiten and not post.pca:
         raise ConfigError("postprocess.whiten=true needs postprocess.pca=true (whitening is a PCA step)")
+    if post.whitening == "learned" and not post.pca:
+        raise ConfigError("postprocess.whitening=learned needs postprocess.pca=true (the learned "
+                          "projection replaces PCA-whitening in the chain)")
     check_values(cfg.store, {"local_features": OneOf(("keep", "discard"))}, prefix="store")
     check_values(cfg, RUN)
     check_metric_settings(cfg)

@@ -4,7 +4,7 @@ import pytest
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from aggregators import L2, PCAWhitening, PowerNorm
+from aggregators import L2, LearnedWhitening, PCAWhitening, PowerNorm
 from benchmarks.errors import ParameterError
 
 
@@ -61,3 +61,63 @@ def test_a_one_image_fitting_set_is_a_parameter_error_and_empty_batches_pass():
     fitted = PCAWhitening(dim=2).fit(np.random.default_rng(0).normal(size=(5, 4)))
     for step in (L2(), PowerNorm(), fitted):
         assert step.transform(np.zeros((0, 4), np.float32)).shape == (0, step.transform(np.ones((1, 4))).shape[1])
+
+
+# ----------------------------------------------------------------------------- whitening variants
+def test_whiten_power_and_shrinkage_follow_the_eigenvalues():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 6)) * np.array([5, 3, 2, 1, 0.5, 0.2])
+    plain = PCAWhitening(dim=4, whiten=False).fit(X)
+    Y = plain.transform(X).astype(np.float64)
+    ev = plain.explained_variance_
+    for power in (0.0, 0.25, 0.5, 1.0):
+        got = PCAWhitening(dim=4, whiten_power=power, eps=0).fit(X).transform(X)
+        np.testing.assert_allclose(got, Y / ev ** power, rtol=1e-5, atol=1e-6)
+    got = PCAWhitening(dim=4, shrinkage=0.3, eps=0).fit(X).transform(X)
+    np.testing.assert_allclose(got, Y / np.sqrt(0.7 * ev + 0.3 * ev.mean()), rtol=1e-5, atol=1e-6)
+    full = PCAWhitening(dim=4, shrinkage=1.0, eps=0).fit(X).transform(X)   # a uniform scale only
+    np.testing.assert_allclose(full * np.sqrt(ev.mean()), Y, rtol=1e-5, atol=1e-6)
+    # the default is the one whitening of every earlier version, bit for bit
+    np.testing.assert_array_equal(PCAWhitening(dim=4).fit(X).transform(X),
+                                  PCAWhitening(dim=4, whiten_power=0.5, shrinkage=0.0).fit(X).transform(X))
+
+
+def pairs_whitening(X, labels, dim):
+    """Radenović et al.'s Lw from an explicit list of pairs (every pair i < j of a label)."""
+    pairs = [(i, j) for i in range(len(X)) for j in range(i + 1, len(X)) if labels[i] >= 0 and labels[i] == labels[j]]
+    diff = np.array([X[i] - X[j] for i, j in pairs])
+    cs = diff.T @ diff / len(pairs)
+    p = np.linalg.inv(np.linalg.cholesky(cs))
+    m = X.mean(0)
+    z = (X - m) @ p.T
+    w, v = np.linalg.eigh(z.T @ z)
+    v = v[:, np.argsort(-w)]
+    return m, (v.T @ p)[:dim], cs
+
+
+def test_learned_whitening_is_the_pairs_method_and_whitens_the_matching_pairs():
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(12, 5)) * 3
+    labels = np.repeat(np.arange(12), 4)
+    labels[-3:] = -1                                          # a few unlabelled images
+    X = centres[np.repeat(np.arange(12), 4)] + rng.normal(size=(48, 5)) * np.array([1, 0.5, 2, 1, 0.1])
+    lw = LearnedWhitening(dim=3).fit(X, labels)
+    m, w, cs = pairs_whitening(X, labels, 3)
+    np.testing.assert_allclose(lw.mean_, m)
+    np.testing.assert_allclose(np.abs(lw.components_), np.abs(w), rtol=1e-8, atol=1e-10)  # up to sign
+    full = LearnedWhitening(dim=None).fit(X, labels).components_
+    np.testing.assert_allclose(full @ cs @ full.T, np.eye(5), atol=1e-8)   # pairs' covariance -> I
+    assert lw.n_pairs_ == 11 * 6 + 1 * 0                                   # 11 full groups of 4, one of 1
+    assert lw.transform(X).dtype == np.float32
+
+
+def test_learned_whitening_refuses_too_few_pairs_by_name():
+    X = np.random.default_rng(5).normal(size=(10, 8))
+    with pytest.raises(ParameterError, match=r"^shrinkage=0.0: the 5 matching pairs span at most 5 of the 8"):
+        LearnedWhitening(dim=4).fit(X, np.repeat(np.arange(5), 2))
+    with pytest.raises(ParameterError, match=r"^y=.*no two fitting images share a label"):
+        LearnedWhitening(dim=4).fit(X, np.arange(10))
+    with pytest.raises(ParameterError, match=r"^y=None"):
+        LearnedWhitening(dim=4).fit(X)
+    shrunk = LearnedWhitening(dim=4, shrinkage=0.2).fit(X, np.repeat(np.arange(5), 2))
+    assert shrunk.components_.shape == (4, 8)

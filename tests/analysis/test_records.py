@@ -101,3 +101,12 @@ def test_codes_of_kind_none_hash_as_before():
     pq = none | {"kind": "pq"}
     assert config_hash(base | {"codes": pq | {"rescore": 0}}) == config_hash(base | {"codes": pq})
     assert config_hash(base | {"codes": pq | {"rescore": 50}}) != config_hash(base | {"codes": pq})
+
+
+def test_whitening_variants_at_their_defaults_hash_as_before():
+    post = {"fit_on": "demo_holdout", "alpha": None, "pca": True, "dim": 128, "whiten": True}
+    base = {"aggregator": {"p": 3}, "postprocess": post}
+    neutral = post | {"whitening": "pca", "whiten_power": 0.5, "shrinkage": 0.0}
+    assert config_hash(base | {"postprocess": neutral}) == config_hash(base)
+    for change in ({"whitening": "learned"}, {"whiten_power": 0.25}, {"shrinkage": 0.1}):
+        assert config_hash(base | {"postprocess": neutral | change}) != config_hash(base)

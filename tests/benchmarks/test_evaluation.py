@@ -193,3 +193,17 @@ def test_revisited_data_without_any_easy_positive_scores_easy_nan_and_the_rest()
     q = np.eye(3, dtype=np.float32)[[2]]
     same, _ = evaluate(ds, q, np.eye(3, dtype=np.float32))        # the blocked search agrees
     assert same["M/mAP"] == 1.0 and np.isnan(same["E/mAP"])
+
+
+def test_matching_groups_join_each_query_with_its_positives_across_queries():
+    from benchmarks.evaluation import matching_groups
+    # query 0 (image 0) matches 1, 2; query 1 (not in the database) finds 2 and 3: one group;
+    # query 2 (image 5) matches 6; image 4 matches nothing; query 3 has no positive
+    ds = dataset("oxford", 8, [{"ok": [1, 2], "junk": [7]}, {"ok": [2, 3]}, {"ok": [6]}, {"ok": []}],
+                 db_index=[0, None, 5, 4])
+    g = matching_groups(ds)
+    assert g[0] == g[1] == g[2] == g[3] >= 0 and g[5] == g[6] >= 0 and g[0] != g[5]
+    assert g[4] == -1 and g[7] == -1                       # junk is no match
+    rox = dataset("revisited", 5, [{"easy": [1], "hard": [2], "junk": [3]}], db_index=[None])
+    assert (matching_groups(rox)[[1, 2]] >= 0).all() and matching_groups(rox)[1] == matching_groups(rox)[2]
+    assert matching_groups(rox)[3] == -1 and matching_groups(rox)[0] == -1

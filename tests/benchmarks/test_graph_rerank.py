@@ -105,7 +105,7 @@ def dense_diffusion(q, x, own, k, query_k, gamma, alpha, truncation):
     for i in range(len(q)):
         plain = np.argsort(-s[i], kind="stable")
         short = plain[:truncation]
-        seeds = [j for j in short if j != own[i]][:query_k]
+        seeds = list(short[:query_k])                 # the query's own image included
         y = np.array([max(float(s[i, j]), 0) ** gamma if j in seeds else 0.0 for j in short])
         f = np.linalg.solve(lap[np.ix_(short, short)], y)
         out.append(np.concatenate([short[np.argsort(-f, kind="stable")], plain[truncation:]]))

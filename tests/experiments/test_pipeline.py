@@ -52,9 +52,11 @@ def test_query_matrix_takes_database_rows_or_own_rows():
 
 
 def test_postprocess_chain_follows_the_config():
-    cfg = OmegaConf.create({"alpha": 0.5, "pca": True, "dim": 2, "whiten": True, "fit_on": "x"})
+    cfg = OmegaConf.create({"alpha": 0.5, "pca": True, "dim": 2, "whiten": True, "fit_on": "x",
+                            "whitening": "pca", "whiten_power": 0.5, "shrinkage": 0.0})
     assert [n for n, _ in postprocess_chain(cfg).steps] == ["power", "l2", "pca", "l2_final"]
-    cfg = OmegaConf.create({"alpha": None, "pca": False, "dim": None, "whiten": False, "fit_on": "x"})
+    cfg = OmegaConf.create({"alpha": None, "pca": False, "dim": None, "whiten": False, "fit_on": "x",
+                            "whitening": "pca", "whiten_power": 0.5, "shrinkage": 0.0})
     chain = postprocess_chain(cfg).fit(np.ones((1, 2)))
     np.testing.assert_allclose(chain.transform(np.array([[3.0, 4.0]])), [[0.6, 0.8]])
 

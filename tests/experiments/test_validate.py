@@ -62,6 +62,14 @@ def compose_run():
     (["codes=pq", "codes.rescore=-1"], "codes.rescore=-1"),
     (["codes=pq", "codes.rescore=5", "rerank=aqe"], "codes.rescore=5 with a re-ranking"),
     (["recall_at=[1.5]"], "recall_at=1.5"),
+    (["rerank=diffusion", "rerank.alpha=1"], "rerank.alpha=1: must be in (0, 1)"),
+    (["rerank=diffusion", "rerank.truncation=5"], "rerank.query_k=10: more seeds than the 5 results"),
+    (["rerank=k_reciprocal", "rerank.lambda_value=2"], "rerank.lambda_value=2"),
+    (["rerank=superglobal", "rerank.K=400"], "rerank.K=400: needs K < M = 400"),
+    (["postprocess.whitening=lw"], "postprocess.whitening='lw'"),
+    (["postprocess=learned_whiten", "postprocess.pca=false", "postprocess.whiten=false"], "postprocess.whitening=learned needs postprocess.pca=true"),
+    (["postprocess.whiten_power=-1"], "postprocess.whiten_power=-1"),
+    (["postprocess.shrinkage=1.5"], "postprocess.shrinkage=1.5: must be in [0, 1]"),
 ])
 def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
     with pytest.raises(DeepaggError) as e:
@@ -122,3 +130,23 @@ def test_a_broken_faiss_install_is_named_as_broken_not_missing(compose_run, tmp_
 def test_a_dataset_name_with_a_slash_is_refused_before_work(compose_run):
     with pytest.raises(DeepaggError, match=r"dataset.name='../x'"):
         check_run(compose_run("dataset.name=../x"))
+
+
+@pytest.mark.parametrize("overrides,named", [
+    (["rerank=diffusion", "rerank.k=80"], "rerank.k=80: larger than the database allows (80 images)"),
+    (["rerank=k_reciprocal", "rerank.k1=90"], "rerank.k1=90: larger than the database allows"),
+    (["rerank=superglobal", "rerank.M=5", "rerank.K=5"], "rerank.K=5: needs K < M = 5"),
+    (["postprocess=learned_whiten", "postprocess.dim=280"],
+     "the 4464 matching pairs of postprocess.fit_on=demo_holdout span at most 279 dimensions"),
+])
+def test_settings_the_datasets_refute_stop_before_any_extraction(compose_run, overrides, named, tmp_path):
+    """Checked against the test and fitting sets' sizes and ground truth, before the store is
+    touched: the run raises before any extraction (the store stays empty)."""
+    from experiments.pipeline import evaluate_config
+
+    class NoFeatures:
+        def features(self, *a, **k):
+            raise AssertionError("features read before the settings were checked")
+    with pytest.raises(DeepaggError) as e:
+        evaluate_config(compose_run(*overrides), NoFeatures(), tmp_path)
+    assert named in str(e.value)
