@@ -8,15 +8,15 @@ neighbours), weighted ``a_ij = max(s_ij, 0) ** gamma``; ``S = D^-1/2 A D^-1/2`` 
 
 Online, per query: its first ``truncation`` results of the plain search are the truncated graph
 (as in the reference code fyang93/diffusion: rows and columns of ``L = I - alpha S`` of the whole
-graph, not renormalised); the seeds are its ``query_k`` nearest database images, ``y_j =
-max(s_qj, 0) ** gamma`` (a query that is a database image, ``query_db_index``, seeds it
-too, with weight 1: it is the query's place in the graph); ``L_R f = y`` is solved by conjugate gradient (``tol`` on the relative residual, at most
-``max_iter`` iterations, from f = 0, as the paper's 20 iterations) and the truncated list is
-re-ordered by f, equal f (images the diffusion does not reach) in their first order; below it
-the plain ranking is kept. ``truncation=null`` diffuses over the whole database (the first
-search then keeps every query's full ranking: O(n_q N) memory). Never reads the ground truth.
-The regional variant of the paper (several descriptors per image) is not offered: deepagg's
-descriptors are global.
+graph, not renormalised); the seeds are its first ``query_k`` results, ``y_j = max(s_qj, 0) **
+gamma`` (a query that is a database image, ``query_db_index``, seeds it with weight 1: it is the
+query's place in the graph); ``L_R f = y`` is solved by conjugate gradient (``tol`` on the
+relative residual, at most ``max_iter`` iterations, from f = 0, as the paper's 20 iterations) and
+the truncated list is re-ordered by f, equal f (images the diffusion does not reach) in their
+first order; below it the plain ranking is kept. ``truncation=null`` diffuses over the whole
+database (the first search then keeps every query's full ranking: O(n_q N) memory). Never reads
+the ground truth. The regional variant of the paper (several descriptors per image) is not
+offered: deepagg's descriptors are global.
 
 Memory: the graph O(N k); per query the truncated system O(truncation k); no N x N matrix.
 """
