@@ -53,7 +53,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                "dim": r.get("dim"), "codes": r.get("codes") or NO_CODES,
                "bytes": r.get("bytes_per_image") or (4 * r["dim"] if r.get("dim") else None),
                "fit_on": post.get("fit_on"), "whiten": post.get("whiten"),
-               "whitening": whitening_label(post),
+               "whitening": whitening_label(post, r.get("dataset")),
                "experiment": r.get("experiment"), "status": r.get("status", "ok"),
                "error": r.get("error", "")}
         row.update({f"agg.{k}": v for k, v in params.items()})
@@ -70,16 +70,18 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     return df
 
 
-def whitening_label(post: dict) -> str:
+def whitening_label(post: dict, dataset: str | None = None) -> str:
     """The learned projection of a record's postprocess settings as tables name it: "none",
-    "PCA", "PCA-whitening", "PCA-whitening p=0.25", "... shrinkage 0.1", "learned whitening"
+    "PCA", "PCA-whitening", "PCA-whitening p=0.25", "... shrinkage 0.1", "learned whitening",
+    which says "(test set's ground truth)" when it learned on the test ``dataset`` itself
     (records of versions without the variants: PCA or PCA-whitening by ``whiten``)."""
     if not post.get("pca", True):
         return "none"
     shrink = post.get("shrinkage") or 0
     suffix = f" shrinkage {shrink:g}" if shrink else ""
     if post.get("whitening", "pca") == "learned":
-        return "learned whitening" + suffix
+        on_test = dataset is not None and post.get("fit_on") == dataset
+        return "learned whitening" + suffix + (" (test set's ground truth)" if on_test else "")
     if not post.get("whiten", True):
         return "PCA"
     power = post.get("whiten_power", 0.5)

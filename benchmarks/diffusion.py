@@ -28,18 +28,18 @@ from scipy import sparse
 from benchmarks.constraints import Integer, Real
 from benchmarks.errors import ParameterError
 from benchmarks.neighbours import NeighbourGraph, neighbour_graph
-from benchmarks.rerank import Reranker, _own_index, _pair
+from benchmarks.rerank import RankingReranker, _own_index, _pair
 from benchmarks.search import reorder_short_lists, search
 
 
-class Diffusion(Reranker):
+class Diffusion(RankingReranker):
     """Diffusion re-ranking (module docstring). ``k``: neighbours of the database graph (50);
     ``query_k``: seeds per query (10); ``gamma``: similarity power (3); ``alpha``: the random
     walk's continuation, in (0, 1) (0.99); ``truncation``: results per query diffused over (1000, at
     most the database; null: all); ``tol``, ``max_iter``: conjugate gradient's stopping rule (1e-6, 20).
-    The defaults are fyang93/diffusion's (kd, kq, truncation_size) and the paper's."""
+    The defaults are the paper's and fyang93/diffusion's (kq, truncation_size; its kd = 50 counts
+    the image itself, k = 50 here is 50 other images)."""
 
-    ranks = True
     database_side = ("k",)
     constraints = {"k": Integer(1), "query_k": Integer(1), "gamma": Real(0, low_open=True),
                    "alpha": Real(0, 1, low_open=True, high_open=True),
@@ -59,7 +59,8 @@ class Diffusion(Reranker):
     @property
     def label(self) -> str:
         trunc = "all" if self.truncation is None else self.truncation
-        return f"diffusion(k={self.k},kq={self.query_k},γ={self.gamma:g},α={self.alpha:g},R={trunc})"
+        return (f"diffusion(k={self.k},query_k={self.query_k},gamma={self.gamma:g},"
+                f"alpha={self.alpha:g},truncation={trunc})")
 
     @property
     def graph_depth(self) -> int:
@@ -79,9 +80,6 @@ class Diffusion(Reranker):
         if seeds > n:
             raise ParameterError("query_k", self.query_k, f"larger than the database ({n} images); "
                                  f"use query_k <= {n}", type(self).__name__)
-
-    def rerank(self, queries, database, query_db_index=None, **search_options):
-        raise TypeError("Diffusion re-orders rankings, it does not change descriptors: use rank()")
 
     def rank(self, queries, database, query_db_index, k, track=None, graph=None, **search_options):
         self.validate()

@@ -32,18 +32,17 @@ from scipy import sparse
 from benchmarks.constraints import Integer, Real
 from benchmarks.errors import ParameterError
 from benchmarks.neighbours import NeighbourGraph, neighbour_graph
-from benchmarks.rerank import Reranker, _own_index, _pair
+from benchmarks.rerank import RankingReranker, _own_index, _pair
 from benchmarks.search import DEFAULT_MAX_SCORES_BYTES, exact_topk, rank_score_blocks
 
 _ROWS = 2048   # database rows whose reciprocal sets are compared at once (memory ~ rows k1^2 h)
 
 
-class KReciprocal(Reranker):
+class KReciprocal(RankingReranker):
     """k-reciprocal re-ranking (module docstring) with the reference's parameter names and
     defaults: ``k1`` = 20 (reciprocal neighbours), ``k2`` = 6 (local query expansion; 1 = off),
     ``lambda_value`` = 0.3 (weight of the original distance)."""
 
-    ranks = True
     database_side = ("k1",)
     constraints = {"k1": Integer(1), "k2": Integer(1), "lambda_value": Real(0, 1)}
 
@@ -54,7 +53,7 @@ class KReciprocal(Reranker):
 
     @property
     def label(self) -> str:
-        return f"k-reciprocal(k1={self.k1},k2={self.k2},λ={self.lambda_value:g})"
+        return f"k-reciprocal(k1={self.k1},k2={self.k2},lambda_value={self.lambda_value:g})"
 
     @property
     def graph_depth(self) -> int:
@@ -65,9 +64,6 @@ class KReciprocal(Reranker):
             if value > limit:
                 raise ParameterError(param, value, f"larger than the database allows ({n} images); "
                                      f"use {param} <= {limit}", type(self).__name__)
-
-    def rerank(self, queries, database, query_db_index=None, **search_options):
-        raise TypeError("KReciprocal re-orders rankings, it does not change descriptors: use rank()")
 
     def rank(self, queries, database, query_db_index, k, track=None, graph=None, **search_options):
         self.validate()
@@ -168,7 +164,8 @@ class ReciprocalEncoding:
         is left out; its weight exp(0) = 1 still enters the normalisation)."""
         import torch
         g = self.graph
-        top = exact_topk(torch.from_numpy(usable[None].astype(np.float32)), self.k1)[0][0].numpy()
+        depth = max(self.k1, self.k2 - 1)
+        top = exact_topk(torch.from_numpy(usable[None].astype(np.float32)), depth)[0][0].numpy()
         top = top[np.isfinite(usable[top])]
         near = top[:self.k1]
         # the query is among j's k1 nearest (database + query) when it beats j's k1-th neighbour;

@@ -99,6 +99,17 @@ class Reranker(BaseEstimator):
 
 
 
+class RankingReranker(Reranker):
+    """Base of the methods that re-order rankings (diffusion, k-reciprocal, SuperGlobal): they
+    implement ``rank``; they have no descriptors to return."""
+
+    ranks = True
+
+    def rerank(self, queries, database, query_db_index=None, **search_options):
+        raise TypeError(f"{type(self).__name__} re-orders rankings, it does not change "
+                        "descriptors: use rank()")
+
+
 class NoRerank(Reranker):
     """No re-ranking: the inputs are returned unchanged (config ``rerank=none``)."""
 

@@ -22,15 +22,14 @@ import numpy as np
 
 from benchmarks.constraints import Integer, Real
 from benchmarks.errors import ParameterError
-from benchmarks.rerank import Reranker, _own_index, _pair
+from benchmarks.rerank import RankingReranker, _own_index, _pair
 from benchmarks.search import reorder_short_lists, search
 
 
-class SuperGlobalRerank(Reranker):
+class SuperGlobalRerank(RankingReranker):
     """MDescAug + RerankwMDA (module docstring) with the code's names and defaults: ``M`` = 400
     results re-ranked (at most the database), ``K`` = 9 neighbours, ``beta`` = 0.15."""
 
-    ranks = True
     constraints = {"M": Integer(1), "K": Integer(1), "beta": Real(0)}
 
     def __init__(self, M: int = 400, K: int = 9, beta: float = 0.15):
@@ -40,7 +39,7 @@ class SuperGlobalRerank(Reranker):
 
     @property
     def label(self) -> str:
-        return f"SuperGlobal(M={self.M},K={self.K},β={self.beta:g})"
+        return f"SuperGlobal(M={self.M},K={self.K},beta={self.beta:g})"
 
     def validate(self) -> "SuperGlobalRerank":
         super().validate()
@@ -56,9 +55,6 @@ class SuperGlobalRerank(Reranker):
                                  f"results have (M={self.M}, database {n} images); use K <= "
                                  f"{min(self.M, n) - 1}", type(self).__name__)
 
-    def rerank(self, queries, database, query_db_index=None, **search_options):
-        raise TypeError("SuperGlobalRerank re-orders rankings, it does not change descriptors: use rank()")
-
     def rank(self, queries, database, query_db_index, k, track=None, graph=None, **search_options):
         self.validate()
         q, x = _pair(queries, database)
@@ -72,8 +68,11 @@ class SuperGlobalRerank(Reranker):
 
 
 def superglobal_scores(query: np.ndarray, candidates: np.ndarray, K: int, beta: float) -> np.ndarray:
-    """(M,) float64 final scores of ``candidates`` (M, D) for ``query`` (D,) (module docstring)."""
+    """(M,) float64 final scores of ``candidates`` (M, D) for ``query`` (D,) (module docstring);
+    a zero query (an image without local features) keeps its plain scores (all 0: first order)."""
     c = candidates.astype(np.float64)
+    if not np.any(query):
+        return c @ query.astype(np.float64)
     m = len(c)
     sims = c @ c.T
     np.fill_diagonal(sims, -np.inf)

@@ -167,13 +167,18 @@ def postprocess_settings(cfg: DictConfig) -> dict:
 
 def check_matching_pairs(cfg: DictConfig, dataset: RetrievalDataset) -> None:
     """``postprocess.whitening=learned``: before any work, the fitting set's ground truth must
-    give matching pairs, and (without shrinkage) at least ``dim`` independent ones."""
+    give matching pairs, and (without shrinkage) at least ``dim`` independent ones. (That they
+    span the raw descriptor's dimension is checked when the fit is made: the dimension is known
+    once features exist; images without local features, dropped then, can only lower the count.)"""
     from benchmarks.evaluation import matching_groups
     post = cfg.postprocess
     if not (post.pca and post.whitening == "learned"):
         return
-    fit_ds = dataset if post.fit_on == dataset.name else build_dataset(dataset_config(post.fit_on, cfg.data_root))
-    labels = matching_groups(fit_ds)[stages.sample_indices(len(fit_ds), cfg.max_fit_images, cfg.seed)]
+    if post.fit_on == dataset.name:      # the test set as fitting set: every image (not capped)
+        labels = matching_groups(dataset)
+    else:
+        fit_ds = build_dataset(dataset_config(post.fit_on, cfg.data_root))
+        labels = matching_groups(fit_ds)[stages.sample_indices(len(fit_ds), cfg.max_fit_images, cfg.seed)]
     sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
     pairs, span = int((sizes * (sizes - 1) // 2).sum()), int(np.maximum(sizes - 1, 0).sum())
     if pairs == 0:

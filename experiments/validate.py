@@ -222,6 +222,10 @@ def check_run(cfg: DictConfig) -> None:
     if post.whitening == "learned" and not post.pca:
         raise ConfigError("postprocess.whitening=learned needs postprocess.pca=true (the learned "
                           "projection replaces PCA-whitening in the chain)")
+    if post.whitening == "learned" and (not post.whiten or post.whiten_power != 0.5):
+        raise ConfigError("postprocess.whitening=learned whitens by construction: leave "
+                          "postprocess.whiten=true and postprocess.whiten_power=0.5 (PCA-whitening's "
+                          f"keys; got whiten={post.whiten}, whiten_power={post.whiten_power})")
     check_values(cfg.store, {"local_features": OneOf(("keep", "discard"))}, prefix="store")
     check_values(cfg, RUN)
     check_metric_settings(cfg)

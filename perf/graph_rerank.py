@@ -60,7 +60,7 @@ def main(argv=None) -> None:
     plain, t_plain, m_plain, p_plain = step(lambda: search(q, x, k, track=track, **opts))
     rows = [("plain search (top 100, tracked)", t_plain, m_plain, p_plain)]
     totals = {}
-    for name, method in (("diffusion (k=50, kq=10, R=1000)", Diffusion()),
+    for name, method in (("diffusion (k=50, query_k=10, truncation=1000)", Diffusion()),
                          ("k-reciprocal (k1=20, k2=6)", KReciprocal())):
         graph, t_g, m_g, p_g = step(lambda: neighbour_graph(x, method.graph_depth, budget))
         _, t_r, m_r, p_r = step(lambda: method.rank(q, x, None, k, track=track, graph=graph, **opts))

@@ -32,3 +32,23 @@ def test_a_matrix_of_descriptors_scored_in_three_lines():
     print(metrics["mAP"], metrics["mP@5"], result.indices[:, :5])
     # --
     assert 0 < metrics["mAP"] < 0.5 and result.indices.shape == (len(dataset.queries), 10)
+
+
+def test_a_ranking_method_scored_in_five_lines():
+    from benchmarks.demo import demo_dataset
+    from benchmarks.evaluation import evaluate
+    dataset = demo_dataset()
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(10, 16))
+    X = (centres[np.repeat(np.arange(10), 8)] + 0.5 * rng.normal(size=(80, 16))).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)               # the demo: 10 photos x 8 views
+    Q = X[[q.db_index for q in dataset.queries]]
+    # -- the README's lines:
+    from benchmarks.diffusion import Diffusion
+    from benchmarks.evaluation import evaluate_search
+    from benchmarks.rerank import query_db_indices
+    method, own = Diffusion(k=5, query_k=5), query_db_indices(dataset)
+    metrics, result = evaluate_search(dataset, lambda k, track: method.rank(Q, X, own, k, track=track))
+    # --
+    plain, _ = evaluate(dataset, Q, X)
+    assert metrics["mAP"] > plain["mAP"] and result.indices.shape == (80, 10)

@@ -130,11 +130,20 @@ def test_diffusion_ranks_as_the_dense_solve(truncation):
 def test_diffusion_reads_the_graph_it_is_given():
     x = clustered(70)
     q = x[:5]
-    method = Diffusion(k=6, truncation=30)
-    graph = neighbour_graph(x, 6)
-    a = method.rank(q, x, None, 10, graph=graph)
-    b = method.rank(q, x, None, 10)
-    np.testing.assert_array_equal(a.indices, b.indices)
+    method = Diffusion(k=6, truncation=30, tol=1e-14, max_iter=500)
+    own = neighbour_graph(x, 6)
+    np.testing.assert_array_equal(method.rank(q, x, None, 30, graph=own).indices,
+                                  method.rank(q, x, None, 30).indices)
+    other = clustered(70, seed=11)                    # another database's graph: another diffusion
+    with_other = method.rank(q, x, None, 30, graph=neighbour_graph(other, 6)).indices
+    lap = dense_laplacian(other, 6, 3.0, 0.99)
+    s = q @ x.T
+    for i in range(5):
+        short = np.argsort(-s[i], kind="stable")[:30]
+        y = np.where(np.arange(30) < 10, np.maximum(s[i, short], 0) ** 3, 0.0)
+        f = np.linalg.solve(lap[np.ix_(short, short)], y)
+        np.testing.assert_array_equal(with_other[i], short[np.argsort(-f, kind="stable")])
+    assert (with_other != method.rank(q, x, None, 30).indices).any()
 
 
 @pytest.mark.parametrize("params, key", [({"alpha": 1.0}, "alpha"), ({"alpha": 0.0}, "alpha"),
@@ -152,36 +161,42 @@ def test_diffusion_refuses_a_graph_larger_than_the_database_before_any_work():
 
 
 # ----------------------------------------------------------------------------- k-reciprocal
-def zhong_dense(x, k1, k2, lam):
-    """Zhong et al.'s re-ranking with probe = gallery = x (all dense), written from the paper."""
-    n = len(x)
-    s = x.astype(np.float64) @ x.T.astype(np.float64)
-    dist = np.maximum(2 - 2 * s, 0)
-    np.fill_diagonal(dist, 0)
-    dist = dist / dist.max(axis=1, keepdims=True)
-    rank = np.array([[i] + sorted((j for j in range(n) if j != i), key=lambda j: (-s[i, j], j))
-                     for i in range(n)])
+class ZhongDense:
+    """Zhong et al.'s encoding of a gallery x (all dense, from the paper): similarities s,
+    row-normalised distances d, initial ranks (self first), reciprocal sets, V and its local QE."""
 
-    def recip(i, m):
-        fwd = rank[i, :m + 1]
-        return [j for j in fwd if i in rank[j, :m + 1]]
-    h = int(np.around(k1 / 2))
-    v = np.zeros((n, n))
-    for i in range(n):
-        r = recip(i, k1)
-        exp = list(r)
-        for c in r:
-            rc = recip(c, h)
-            if len(set(rc) & set(r)) > 2 / 3 * len(rc):
-                exp += rc
-        exp = np.unique(exp)
-        w = np.exp(-dist[i, exp])
-        v[i, exp] = w / w.sum()
-    if k2 > 1:
-        v = np.array([v[rank[i, :k2]].mean(0) for i in range(n)])
-    mins = np.minimum(v[:, None, :], v[None, :, :]).sum(2)
-    jac = 1 - mins / (2 - mins)
-    return (1 - lam) * jac + lam * dist
+    def __init__(self, x, k1, k2):
+        n = len(x)
+        self.s = s = x.astype(np.float64) @ x.T.astype(np.float64)
+        d = np.maximum(2 - 2 * s, 0)
+        np.fill_diagonal(d, 0)
+        self.d = d / d.max(axis=1, keepdims=True)
+        self.rank = [[i] + sorted((j for j in range(n) if j != i), key=lambda j: (-s[i, j], j))
+                     for i in range(n)]
+        self.h = int(np.around(k1 / 2))
+        v = np.zeros((n, n))
+        for i in range(n):
+            r = self.recip(i, k1)
+            exp = list(r)
+            for c in r:
+                rc = self.recip(c, self.h)
+                if len(set(rc) & set(r)) > 2 / 3 * len(rc):
+                    exp += rc
+            exp = np.unique(exp)
+            w = np.exp(-self.d[i, exp])
+            v[i, exp] = w / w.sum()
+        self.v = v
+        self.v_qe = np.array([v[self.rank[i][:k2]].mean(0) for i in range(n)]) if k2 > 1 else v
+
+    def recip(self, i, m):
+        return [j for j in self.rank[i][:m + 1] if i in self.rank[j][:m + 1]]
+
+
+def zhong_dense(x, k1, k2, lam):
+    """Zhong et al.'s final distances with probe = gallery = x."""
+    z = ZhongDense(x, k1, k2)
+    mins = np.minimum(z.v_qe[:, None, :], z.v_qe[None, :, :]).sum(2)
+    return (1 - lam) * (1 - mins / (2 - mins)) + lam * z.d
 
 
 def test_k_reciprocal_of_database_queries_is_zhongs_on_the_database():
@@ -196,27 +211,8 @@ def dense_new_node(q, x, k1, k2, lam):
     """The query as one more node (index N) whose own row is computed on database + query,
     the database rows on the database alone (module docstring of benchmarks.k_reciprocal)."""
     n = len(x)
-    s = x.astype(np.float64) @ x.T.astype(np.float64)
-    d = np.maximum(2 - 2 * s, 0)
-    np.fill_diagonal(d, 0)
-    d = d / d.max(axis=1, keepdims=True)
-    rank = [[i] + sorted((j for j in range(n) if j != i), key=lambda j: (-s[i, j], j)) for i in range(n)]
-
-    def recip(i, m):
-        return [j for j in rank[i][:m + 1] if i in rank[j][:m + 1]]
-    h = int(np.around(k1 / 2))
-    v = np.zeros((n, n))
-    for i in range(n):
-        r = recip(i, k1)
-        exp = list(r)
-        for c in r:
-            rc = recip(c, h)
-            if len(set(rc) & set(r)) > 2 / 3 * len(rc):
-                exp += rc
-        exp = np.unique(exp)
-        w = np.exp(-d[i, exp])
-        v[i, exp] = w / w.sum()
-    vqe = np.array([v[rank[i][:k2]].mean(0) for i in range(n)]) if k2 > 1 else v
+    z = ZhongDense(x, k1, k2)
+    s, rank, recip, h, v, vqe = z.s, z.rank, z.recip, z.h, z.v, z.v_qe
     out = []
     for qi in q:
         sq = x.astype(np.float32) @ qi.astype(np.float32)
@@ -309,3 +305,21 @@ def test_superglobal_takes_at_most_the_database_and_refuses_too_many_neighbours(
 def test_ranking_methods_have_no_descriptor_output(method):
     with pytest.raises(TypeError, match="use rank"):
         method.rerank(np.zeros((1, 2)), np.zeros((3, 2)))
+
+
+def test_k_reciprocal_expands_new_queries_past_k1_when_k2_asks():
+    x = clustered(60, seed=12)
+    q = unit(x[:4] + 0.2 * np.random.default_rng(13).normal(size=(4, 12)))
+    got = ranked(KReciprocal(k1=3, k2=8, lambda_value=0.3), q, x, None)
+    np.testing.assert_array_equal(got, np.argsort(dense_new_node(q, x, 3, 8, 0.3), axis=1, kind="stable"))
+
+
+@pytest.mark.parametrize("method", [Diffusion(k=5, truncation=20), KReciprocal(k1=5),
+                                    SuperGlobalRerank(M=20, K=3)])
+def test_a_query_without_features_keeps_the_plain_order(method):
+    x = clustered(50, seed=14)
+    x[[3, 30]] = 0.0
+    q = np.vstack([np.zeros((1, 12), np.float32), x[:2]])
+    got = ranked(method, q, x, None)
+    np.testing.assert_array_equal(got[0], np.arange(50))              # all scores 0: database order
+    assert np.isfinite(method.rank(q, x, None, 10).scores).all()

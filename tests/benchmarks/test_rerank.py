@@ -228,7 +228,8 @@ def test_labels():
 
 def test_every_config_instantiates_with_its_constructor_arguments():
     names = sorted(p.stem for p in CONF.glob("*.yaml"))
-    assert {"none", "aqe", "alpha_qe", "dba", "dba_aqe", "dba_alpha_qe", "spoc_qe"} <= set(names)
+    assert {"none", "aqe", "alpha_qe", "dba", "dba_aqe", "dba_alpha_qe", "spoc_qe", "diffusion",
+            "diffusion_small", "k_reciprocal", "superglobal"} <= set(names)
     for name in names:
         node = OmegaConf.load(CONF / f"{name}.yaml")
         assert "_target_" in node and "name" not in node

@@ -29,8 +29,8 @@ def test_every_method_runs_records_its_label_and_gains(sweep):
     records = load_records(tmp / "sweep")
     assert len(records) == 8 and all(r.get("status", "ok") == "ok" for r in records)
     labels = {r["rerank_label"] for r in records}
-    assert {"none", "diffusion(k=5,kq=5,γ=3,α=0.99,R=1000)", "k-reciprocal(k1=20,k2=6,λ=0.3)",
-            "SuperGlobal(M=400,K=9,β=0.15)"} == labels
+    assert {"none", "diffusion(k=5,query_k=5,gamma=3,alpha=0.99,truncation=1000)", "k-reciprocal(k1=20,k2=6,lambda_value=0.3)",
+            "SuperGlobal(M=400,K=9,beta=0.15)"} == labels
     df = records_frame(records)
     assert set(df["whitening"]) == {"PCA-whitening", "learned whitening shrinkage 0.1"}
     gains = rerank_gains(df, "mAP")

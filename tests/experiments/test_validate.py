@@ -69,6 +69,7 @@ def compose_run():
     (["postprocess.whitening=lw"], "postprocess.whitening='lw'"),
     (["postprocess=learned_whiten", "postprocess.pca=false", "postprocess.whiten=false"], "postprocess.whitening=learned needs postprocess.pca=true"),
     (["postprocess.whiten_power=-1"], "postprocess.whiten_power=-1"),
+    (["postprocess=learned_whiten", "postprocess.whiten_power=0.25"], "whitening=learned whitens by construction"),
     (["postprocess.shrinkage=1.5"], "postprocess.shrinkage=1.5: must be in [0, 1]"),
 ])
 def test_bad_settings_are_named_before_any_work(compose_run, overrides, named):
