@@ -161,6 +161,8 @@ class LearnedWhitening(_Step):
     """
 
     constraints = {"dim": Integer(optional=True), "shrinkage": Real(0, 1)}
+    #: ``fit`` reads ``y`` (the chain's fit hands it the fitting set's matching groups)
+    needs_labels = True
 
     def __init__(self, dim: int | None = 256, shrinkage: float = 0.0):
         self.dim = dim
@@ -208,17 +210,23 @@ def intra_class_covariance(X: np.ndarray, labels: np.ndarray) -> tuple[np.ndarra
     pairs and the dimensions they span at most (sum of n_c - 1). A label of n_c images gives
     n_c (n_c - 1) / 2 pairs whose outer products sum to n_c times its scatter about its mean."""
     d = X.shape[1]
-    total, n_pairs, span = np.zeros((d, d)), 0, 0
+    total = np.zeros((d, d))
     for label in np.unique(labels[labels >= 0]):
         members = X[labels == label]
-        size = len(members)
-        if size < 2:
+        if len(members) < 2:
             continue
         centred = members - members.mean(axis=0)
-        total += size * (centred.T @ centred)
-        n_pairs += size * (size - 1) // 2
-        span += size - 1
+        total += len(members) * (centred.T @ centred)
+    n_pairs, span = matching_pair_counts(labels)
     return (total / max(n_pairs, 1)), n_pairs, span
+
+
+def matching_pair_counts(labels: np.ndarray) -> tuple[int, int]:
+    """(pairs, span) of (N,) labels (-1: none): the pairs i < j of one label, and the most
+    dimensions their differences span, the sum over labels of (n_c - 1)."""
+    labels = np.asarray(labels)
+    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
+    return int((sizes * (sizes - 1) // 2).sum()), int(np.maximum(sizes - 1, 0).sum())
 
 
 def _labels(y, n: int) -> np.ndarray:

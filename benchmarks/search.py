@@ -165,26 +165,23 @@ def rank_scores(scores: np.ndarray, k: int | None = None, *, track: Sequence[np.
     float64 or integers, so that no two of them are rounded together): the top-k and tracked ranks
     by the ranking convention; returned scores are float32. ValueError naming the rows that are
     not finite."""
-    import torch
-
     n_q, n = scores.shape
-    k = n if k is None else min(int(k), n)
-    tracks = _check_track(track, n_q, n)
-    per_score = (_SCORE_BYTES + _TRACK_BYTES * (tracks is not None)
-                 + _FULL_SORT_BYTES * (0 < k and k + 1 > n))
+    k_kept = n if k is None else min(int(k), n)
+    per_score = (_SCORE_BYTES + _TRACK_BYTES * (track is not None)
+                 + _FULL_SORT_BYTES * (0 < k_kept and k_kept + 1 > n))
     chunk = max(1, int(max_scores_bytes) // max(1, n * per_score))
     wide = scores.dtype == np.float64 or np.issubdtype(scores.dtype, np.integer)
     chunk = max(1, chunk // 2) if wide else chunk
-    indices, top = np.zeros((n_q, k), np.int32), np.zeros((n_q, k), np.float32)
-    ranks: list[np.ndarray] | None = [] if tracks is not None else None
-    for s in range(0, n_q, chunk):
-        # a writable copy of the block
-        block = np.array(scores[s:s + chunk], dtype=np.float64 if wide else np.float32)
-        if not np.isfinite(block).all():
-            bad = s + np.flatnonzero(~np.isfinite(block).all(axis=1))
-            raise ValueError(f"score row(s) {bad[:10].tolist()} hold NaN or infinite values")
-        _select(torch.from_numpy(block), k, tracks, s, indices, top, ranks)
-    return SearchResult(indices, top, ranks)
+
+    def blocks():
+        for s in range(0, n_q, chunk):
+            # a writable copy of the block
+            block = np.array(scores[s:s + chunk], dtype=np.float64 if wide else np.float32)
+            if not np.isfinite(block).all():
+                bad = s + np.flatnonzero(~np.isfinite(block).all(axis=1))
+                raise ValueError(f"score row(s) {bad[:10].tolist()} hold NaN or infinite values")
+            yield s, block
+    return rank_score_blocks(blocks(), n_q, n, k, track=track)
 
 
 def _select(sc, k: int, tracks, start: int, indices: np.ndarray, scores: np.ndarray,

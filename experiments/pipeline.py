@@ -179,8 +179,8 @@ def check_matching_pairs(cfg: DictConfig, dataset: RetrievalDataset) -> None:
     else:
         fit_ds = build_dataset(dataset_config(post.fit_on, cfg.data_root))
         labels = matching_groups(fit_ds)[stages.sample_indices(len(fit_ds), cfg.max_fit_images, cfg.seed)]
-    sizes = np.bincount(labels[labels >= 0]) if (labels >= 0).any() else np.zeros(0, np.int64)
-    pairs, span = int((sizes * (sizes - 1) // 2).sum()), int(np.maximum(sizes - 1, 0).sum())
+    from aggregators.postprocess import matching_pair_counts
+    pairs, span = matching_pair_counts(labels)
     if pairs == 0:
         raise ConfigError(f"postprocess.whitening=learned: the fitting set postprocess.fit_on="
                           f"{post.fit_on} has no matching pairs in its ground truth; fit on a set "
@@ -247,8 +247,7 @@ def evaluate_config(cfg: DictConfig, source, cache_root=None) -> Evaluation:
                 X_raw, x_empty = stages.encode(agg, test.database, names, cfg.empty_images,
                                                combination=combination)
             with watch("postprocess_s"), config_path("postprocess"):
-                learned = cfg.postprocess.whitening == "learned"
-                chain.fit(X_raw[~x_empty], pca_set.labels() if learned else None)
+                chain.fit(X_raw[~x_empty], pca_set.labels() if stages.needs_labels(chain) else None)
                 X = chain.transform(X_raw)
             del X_raw
         else:

@@ -182,11 +182,16 @@ def fit_postprocess(chain, agg, agg_key: str, settings: dict, pca_set: FitSet | 
                          pca_set.identity if pca_set else "-")
     if pca_set is None:   # stateless steps only: they transform without fit (requires_fit=False)
         return chain, key
-    learned = any(type(step).__name__ == "LearnedWhitening" for _, step in chain.steps)
     chain = fitted.cached_fit(cache_root, "postprocess", key, lambda: chain.fit(
         encode(agg, pca_set.features, empty_images="zero", combination=combination)[0],
-        pca_set.labels() if learned else None), expected=type(chain))
+        pca_set.labels() if needs_labels(chain) else None), expected=type(chain))
     return chain, key
+
+
+def needs_labels(chain) -> bool:
+    """Whether a step of the post-processing ``chain`` learns from the fitting set's matching
+    groups (``needs_labels``, supervised whitening): only then are they read."""
+    return any(getattr(step, "needs_labels", False) for _, step in chain.steps)
 
 
 def fit_codes(codes, agg, chain, chain_key: str | None, fit_set: FitSet | None,
